@@ -1,0 +1,7 @@
+//! `sandbox`: build identical lab environments and run students inside them.
+//!
+//! The data flow (see DESIGN.md): profile -> manifest -> rootfs in the store ->
+//! plan -> executor. Each stage is a module with one job.
+
+pub mod profile;
+pub mod resolve;

@@ -1,0 +1,4 @@
+//! Profiles: TOML files that describe a lab environment.
+
+mod types;
+pub use types::*;
