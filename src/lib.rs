@@ -5,3 +5,5 @@
 
 pub mod profile;
 pub mod resolve;
+pub mod rootfs;
+pub mod state;

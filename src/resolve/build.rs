@@ -1,0 +1,661 @@
+//! The resolver: walks from what the profile names to everything it needs.
+//!
+//! It only reads the host (stat, readlink, ELF headers); it never runs a
+//! program. Each entry it adds carries the reason `sandbox why` prints.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::elf;
+use super::error::ResolveError;
+use super::manifest::{Entry, Kind, Manifest, Note, Reason, normalize_inside};
+use super::rules::{self, Add, RULES, When};
+use super::search::LibrarySearch;
+use super::{dpkg::Dpkg, locale, skeleton};
+use crate::profile::{Located, Profile};
+
+/// The system PATH binaries are looked up on: never the caller's, so a pyenv
+/// shim early on a teacher's PATH does not change what students get.
+pub const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// Top-level links of a merged-/usr host, mirrored so `/bin/sh` works inside.
+const MERGED_USR_LINKS: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+/// Linux's limit on symlinks followed in one lookup.
+const MAX_LINKS: usize = 40;
+
+/// An ELF object waiting to have its interpreter and libraries resolved, with
+/// the RPATHs of the objects that loaded it (glibc searches those too).
+struct PendingElf {
+    path: PathBuf,
+    loader_rpaths: Vec<(PathBuf, Vec<String>)>,
+}
+
+pub struct Resolver<'h> {
+    search: &'h LibrarySearch,
+    dpkg: &'h Dpkg,
+    manifest: Manifest,
+    pending: VecDeque<PendingElf>,
+    scanned: HashSet<PathBuf>,
+    /// File names of programs (every name along their symlink chain) for `When::Program`.
+    programs: Vec<(String, PathBuf)>,
+    /// Sonames some ELF file needs, with the first file that needed it.
+    sonames: Vec<(String, PathBuf)>,
+    fired: HashSet<(&'static str, String)>,
+    triplet: String,
+}
+
+impl<'h> Resolver<'h> {
+    pub fn new(search: &'h LibrarySearch, dpkg: &'h Dpkg) -> Self {
+        let triplet = search.multiarch_triplet().unwrap_or(default_triplet()).to_string();
+        Resolver {
+            search,
+            dpkg,
+            manifest: Manifest::default(),
+            pending: VecDeque::new(),
+            scanned: HashSet::new(),
+            programs: Vec::new(),
+            sonames: Vec::new(),
+            fired: HashSet::new(),
+            triplet,
+        }
+    }
+
+    /// Everything the profile's rootfs holds.
+    pub fn resolve(mut self, profile: &Profile) -> Result<Manifest, ResolveError> {
+        self.add_skeleton(profile);
+        for binary in &profile.rootfs.binaries {
+            let path = find_binary(binary)?;
+            self.add_program(&path, Reason::Binary { name: binary.value.clone(), origin: binary.origin.clone() })?;
+        }
+        for file in &profile.rootfs.files {
+            let reason = Reason::ProfileFile { origin: file.origin.clone() };
+            let real = self.add_host_path(Path::new(&file.value), reason.clone()).map_err(|e| ResolveError::at(file, e))?;
+            if is_dir(&real) {
+                self.add_tree(&real, &reason).map_err(|e| ResolveError::at(file, e))?;
+            }
+        }
+        self.add_timezones(profile)?;
+        self.add_locales(profile)?;
+        self.settle()?;
+        self.add_message_catalogs(profile);
+        self.add_lab_files(profile)?;
+        self.add_parents();
+        Ok(self.manifest)
+    }
+
+    // ----- the skeleton, lab files, locales and zones -------------------------------------------
+
+    fn add_skeleton(&mut self, profile: &Profile) {
+        for link in MERGED_USR_LINKS {
+            if let Ok(target) = fs::read_link(link) {
+                let why = "the host merges /usr: programs and ELF interpreters name these paths".into();
+                self.insert(Entry::link(link.into(), target, Reason::Skeleton { why }));
+            }
+        }
+        for dir in skeleton::dirs(profile) {
+            let (uid, gid) = if dir.user_owned { (profile.user.uid, profile.user.gid) } else { (0, 0) };
+            let path = PathBuf::from(&dir.path);
+            self.insert(Entry { uid, gid, ..Entry::dir(path, dir.mode, Reason::Skeleton { why: dir.why.into() }) });
+        }
+        for file in skeleton::files(profile) {
+            let reason = Reason::Skeleton { why: file.why.into() };
+            self.insert(Entry::inline(file.path.into(), file.content, 0o644, reason));
+        }
+    }
+
+    fn add_lab_files(&mut self, profile: &Profile) -> Result<(), ResolveError> {
+        let owner = |path: &Path| {
+            let home = Path::new(&profile.user.home);
+            if profile.user.uid != 0 && path.starts_with(home) { (profile.user.uid, profile.user.gid) } else { (0, 0) }
+        };
+        for copy in &profile.rootfs.copy {
+            let reason = Reason::LabFile { origin: copy.origin.clone() };
+            let to = self.place(&copy.to).ok_or_else(|| ResolveError::Outside { origin: copy.origin.clone(), path: copy.to.clone() })?;
+            let into_dir = copy.to.ends_with('/') || copy.from.is_dir();
+            let base = if into_dir && copy.from.is_file() { to.join(copy.from.file_name().unwrap_or_default()) } else { to };
+            let files = walk_lab_files(&copy.from).map_err(|e| ResolveError::Io { origin: Some(copy.origin.clone()), path: copy.from.clone(), error: e })?;
+            for (relative, meta, target) in files {
+                let path = if relative.as_os_str().is_empty() { base.clone() } else { base.join(&relative) };
+                let source = copy.from.join(&relative);
+                let (uid, gid) = owner(&path);
+                let kind = match target {
+                    Some(t) => Kind::Symlink { target: t },
+                    None if meta.is_dir() => Kind::Dir,
+                    None => Kind::File { source },
+                };
+                let mode = if matches!(kind, Kind::Symlink { .. }) { 0o777 } else { meta.mode() & 0o7777 };
+                self.insert_replacing(Entry { path, kind, mode, uid, gid, capability: None, reason: reason.clone() });
+            }
+        }
+        for write in &profile.rootfs.write {
+            let path = self.place(&write.path).ok_or_else(|| ResolveError::Outside { origin: write.origin.clone(), path: write.path.clone() })?;
+            let (uid, gid) = owner(&path);
+            let entry = Entry::inline(path, write.content.clone(), write.mode, Reason::LabFile { origin: write.origin.clone() });
+            self.insert_replacing(Entry { uid, gid, ..entry });
+        }
+        Ok(())
+    }
+
+    fn add_timezones(&mut self, profile: &Profile) -> Result<(), ResolveError> {
+        let zones = profile.rootfs.timezones.iter().chain(profile.rootfs.timezone.as_ref());
+        for zone in zones {
+            let path = Path::new("/usr/share/zoneinfo").join(&zone.value);
+            let reason = Reason::Requested { what: format!("time zone {}", zone.value), origin: zone.origin.clone() };
+            if !path.is_file() {
+                return Err(ResolveError::MissingZone { zone: zone.clone() });
+            }
+            self.add_host_path(&path, reason).map_err(|e| ResolveError::at(zone, e))?;
+        }
+        if let Some(zone) = &profile.rootfs.timezone {
+            let reason = Reason::Requested { what: format!("timezone = \"{}\"", zone.value), origin: zone.origin.clone() };
+            let target = Path::new("/usr/share/zoneinfo").join(&zone.value);
+            self.insert_replacing(Entry::link("/etc/localtime".into(), target, reason.clone()));
+            self.insert_replacing(Entry::inline("/etc/timezone".into(), format!("{}\n", zone.value), 0o644, reason));
+        }
+        Ok(())
+    }
+
+    fn add_locales(&mut self, profile: &Profile) -> Result<(), ResolveError> {
+        for wanted in &profile.rootfs.locales {
+            let reason = Reason::Requested { what: format!("locale {}", wanted.value), origin: wanted.origin.clone() };
+            match locale::find(Path::new("/"), &wanted.value) {
+                None => return Err(ResolveError::MissingLocale { locale: wanted.clone() }),
+                Some(locale::Found::BuiltIn) => {}
+                Some(locale::Found::Directory(dir)) => {
+                    let real = self.add_host_path(&dir, reason.clone()).map_err(|e| ResolveError::at(wanted, e))?;
+                    self.add_tree(&real, &reason).map_err(|e| ResolveError::at(wanted, e))?;
+                }
+                Some(locale::Found::Archive(file)) => {
+                    self.add_host_path(&file, reason).map_err(|e| ResolveError::at(wanted, e))?;
+                }
+            }
+        }
+        if !profile.rootfs.locales.is_empty() {
+            let reason = Reason::Rule { rule: "locale-alias".into(), why: "setlocale() reads locale name aliases".into(), trigger: None };
+            let _ = self.add_host_path(Path::new("/usr/share/locale/locale.alias"), reason);
+        }
+        Ok(())
+    }
+
+    /// Translations of the programs in the rootfs for the profile's locales:
+    /// the catalogs of text domains that belong to them (by program name, or
+    /// by the dpkg package that installed them), and glibc's own.
+    fn add_message_catalogs(&mut self, profile: &Profile) {
+        let mut domains: BTreeSet<String> = ["libc".to_string()].into();
+        for (name, _) in &self.programs {
+            domains.insert(name.clone());
+        }
+        for entry in self.manifest.files() {
+            if let Kind::File { source } = &entry.kind {
+                if let Some(package) = self.dpkg.package_of(source) {
+                    domains.insert(package.split(' ').next().unwrap_or_default().to_string());
+                }
+            }
+        }
+        for wanted in &profile.rootfs.locales {
+            for lang in locale::message_languages(&wanted.value) {
+                let dir = Path::new("/usr/share/locale").join(&lang).join("LC_MESSAGES");
+                for domain in &domains {
+                    let catalog = dir.join(format!("{domain}.mo"));
+                    if catalog.is_file() {
+                        let what = format!("translations ({domain}.mo) for locale {}", wanted.value);
+                        let _ = self.add_host_path(&catalog, Reason::Requested { what, origin: wanted.origin.clone() });
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- programs, ELF closure and rules -----------------------------------------------------
+
+    /// A program named by the profile or a rule: the file, its `#!` interpreter,
+    /// its ELF dependencies, and the rules its names fire.
+    fn add_program(&mut self, path: &Path, reason: Reason) -> Result<(), ResolveError> {
+        let chain = link_chain(path);
+        let real = self.add_host_path(path, reason).map_err(|e| ResolveError::Io { origin: None, path: path.into(), error: e })?;
+        for name in chain.iter().chain(std::iter::once(&real)).filter_map(|p| p.file_name()) {
+            self.programs.push((name.to_string_lossy().into_owned(), real.clone()));
+        }
+        if let Some((interpreter, argument)) = elf::shebang(&real) {
+            let mut interpreters = vec![interpreter.clone()];
+            // `#!/usr/bin/env python3`: env runs python3 from PATH, so take both.
+            if interpreter.file_name().is_some_and(|n| n == "env") {
+                if let Some(name) = argument.as_deref().and_then(|a| a.split_whitespace().find(|w| !w.starts_with('-'))) {
+                    interpreters.extend(lookup_on_system_path(name));
+                }
+            }
+            self.manifest.notes.push(Note {
+                message: format!(
+                    "{} is a script run by {}: its interpreter was added, but programs the script itself runs are not detected; name them in `binaries`",
+                    path.display(),
+                    interpreter.display()
+                ),
+            });
+            for interpreter in interpreters {
+                self.add_program(&interpreter, Reason::Shebang { of: real.clone() })?;
+            }
+        }
+        self.fire_rules()
+    }
+
+    /// Resolve every queued ELF file, firing rules as programs and libraries
+    /// appear, until nothing new comes in.
+    fn settle(&mut self) -> Result<(), ResolveError> {
+        loop {
+            while let Some(pending) = self.pending.pop_front() {
+                self.scan_elf(pending)?;
+            }
+            let before = self.manifest.entries.len();
+            self.fire_rules()?;
+            if self.pending.is_empty() && self.manifest.entries.len() == before {
+                return Ok(());
+            }
+        }
+    }
+
+    fn scan_elf(&mut self, pending: PendingElf) -> Result<(), ResolveError> {
+        let info = match elf::read_elf(&pending.path) {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.manifest.notes.push(Note { message: format!("{}: not a readable ELF file ({e}); copied as is", pending.path.display()) });
+                return Ok(());
+            }
+        };
+        if let Some(interp) = &info.interpreter {
+            let reason = Reason::Interpreter { of: pending.path.clone() };
+            self.add_host_path(interp, reason).map_err(|e| ResolveError::Io { origin: None, path: interp.clone(), error: e })?;
+        }
+        let mut loader_rpaths = pending.loader_rpaths.clone();
+        if info.runpath.is_empty() && !info.rpath.is_empty() {
+            loader_rpaths.push((pending.path.clone(), info.rpath.clone()));
+        }
+        for name in &info.needed {
+            self.sonames.push((name.clone(), pending.path.clone()));
+            let requester = super::search::Requester { path: &pending.path, info: &info, loader_rpaths: &pending.loader_rpaths };
+            match self.search.find(name, &requester) {
+                Some(found) => {
+                    let reason = Reason::Needed { of: pending.path.clone(), how: found.how.to_string() };
+                    let real = self.add_host_path(&found.path, reason).map_err(|e| ResolveError::Io { origin: None, path: found.path.clone(), error: e })?;
+                    self.queue_elf(real, loader_rpaths.clone());
+                }
+                None => self.manifest.notes.push(Note {
+                    message: format!("{} needs {name}, which is not on this host: it will fail to load inside too", pending.path.display()),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_elf(&mut self, path: PathBuf, loader_rpaths: Vec<(PathBuf, Vec<String>)>) {
+        if self.scanned.insert(path.clone()) {
+            self.pending.push_back(PendingElf { path, loader_rpaths });
+        }
+    }
+
+    fn fire_rules(&mut self) -> Result<(), ResolveError> {
+        for rule in RULES {
+            for when in rule.when {
+                let triggers: Vec<(String, PathBuf)> = match when {
+                    When::Program(p) => matching(p, &self.programs),
+                    When::Library(p) => matching(p, &self.sonames),
+                };
+                for (name, trigger) in triggers {
+                    if self.fired.insert((rule.id, name.clone())) {
+                        let reason = Reason::Rule { rule: rule.id.into(), why: squash(rule.why), trigger: Some(trigger) };
+                        for add in rule.add {
+                            self.apply(add, &name, &reason)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, add: &Add, name: &str, reason: &Reason) -> Result<(), ResolveError> {
+        match *add {
+            Add::File(pattern) => {
+                for path in self.expand(pattern, name) {
+                    let _ = self.add_host_path(&path, reason.clone());
+                }
+            }
+            Add::Tree(pattern) => {
+                for path in self.expand(pattern, name) {
+                    if let Ok(real) = self.add_host_path(&path, reason.clone()) {
+                        self.add_tree(&real, reason).map_err(|e| ResolveError::Io { origin: None, path, error: e })?;
+                    }
+                }
+            }
+            Add::Program(pattern) => {
+                for path in self.expand(pattern, name) {
+                    self.add_program(&path, reason.clone())?;
+                }
+            }
+            Add::Package { name: package, fallback } => {
+                if self.dpkg.is_empty() {
+                    return self.apply(&Add::Tree(fallback), name, reason);
+                }
+                let pattern = glob::Pattern::new(package).expect("rule patterns are tested");
+                let files: Vec<PathBuf> = self
+                    .dpkg
+                    .packages_matching(&pattern)
+                    .into_iter()
+                    .flat_map(|p| self.dpkg.files_of(p).iter().cloned())
+                    .filter(|f| !rules::PACKAGE_EXCLUDES.iter().any(|x| f.starts_with(x)))
+                    .collect();
+                for file in files {
+                    // Directories come in as parents of the files they hold.
+                    if fs::symlink_metadata(&file).is_ok_and(|m| !m.is_dir()) {
+                        let _ = self.add_host_path(&file, reason.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Host paths a rule pattern names, with its variables and globs expanded.
+    fn expand(&self, pattern: &str, name: &str) -> Vec<PathBuf> {
+        let mut patterns = vec![pattern.replace("{triplet}", &self.triplet).replace("{name}", name)];
+        for (var, values) in [("{terminfo}", rules::TERMINFO_DIRS), ("{term}", rules::COMMON_TERMINALS)] {
+            patterns = patterns
+                .into_iter()
+                .flat_map(|p| if p.contains(var) { values.iter().map(|v| p.replace(var, v)).collect() } else { vec![p] })
+                .collect();
+        }
+        let mut paths: Vec<PathBuf> = patterns
+            .iter()
+            .filter_map(|p| glob::glob(p).ok())
+            .flat_map(|paths| paths.filter_map(Result::ok))
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    // ----- host paths -------------------------------------------------------------------------
+
+    /// Add a host path at the same place inside, link by link: every symlink on
+    /// the way (/lib -> usr/lib, /etc/alternatives/...) becomes the same symlink
+    /// inside, and its target follows. Returns the real host path reached.
+    fn add_host_path(&mut self, path: &Path, reason: Reason) -> std::io::Result<PathBuf> {
+        let mut todo: Vec<PathBuf> = Vec::new();
+        let mut reason = reason;
+        let mut current = PathBuf::from("/");
+        let mut rest: VecDeque<PathBuf> = components(path).into();
+        let mut links = 0;
+        while let Some(component) = rest.pop_front() {
+            let candidate = current.join(&component);
+            let meta = fs::symlink_metadata(&candidate)?;
+            if meta.file_type().is_symlink() {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(std::io::Error::other(format!("too many levels of symbolic links at {}", candidate.display())));
+                }
+                let target = fs::read_link(&candidate)?;
+                let last = rest.is_empty();
+                let link_reason = if last { reason.clone() } else { Reason::Parent { of: path.to_path_buf() } };
+                self.insert(Entry::link(candidate.clone(), target.clone(), link_reason));
+                if last {
+                    reason = Reason::LinkTarget { of: candidate.clone() };
+                }
+                // `current` holds no symlink, so `..` in the target is lexical here.
+                let resolved = lexical_join(&current, &target);
+                let mut new_rest: VecDeque<PathBuf> = components(&resolved).into();
+                new_rest.extend(rest.drain(..));
+                rest = new_rest;
+                current = PathBuf::from("/");
+                continue;
+            }
+            if rest.is_empty() {
+                self.insert_host(&candidate, &meta, reason.clone());
+                if meta.is_file() {
+                    todo.push(candidate.clone());
+                }
+            } else if !meta.is_dir() {
+                return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", candidate.display())));
+            }
+            current = candidate;
+        }
+        for file in todo {
+            self.queue_elf(file, Vec::new());
+        }
+        Ok(current)
+    }
+
+    /// Everything under a host directory; symlinks inside are kept as links and
+    /// their targets follow.
+    fn add_tree(&mut self, dir: &Path, reason: &Reason) -> std::io::Result<()> {
+        let mut names: Vec<PathBuf> = fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        names.sort();
+        for path in names {
+            let meta = fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                self.insert_host(&path, &meta, reason.clone());
+                self.add_tree(&path, reason)?;
+            } else {
+                // A dangling link in a tree is the host's business: keep the link, skip the target.
+                if let Err(e) = self.add_host_path(&path, reason.clone()) {
+                    if meta.file_type().is_symlink() {
+                        let target = fs::read_link(&path)?;
+                        self.insert(Entry::link(path.clone(), target, reason.clone()));
+                    } else {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_host(&mut self, path: &Path, meta: &fs::Metadata, reason: Reason) {
+        let kind = if meta.is_dir() {
+            Kind::Dir
+        } else if meta.is_file() {
+            Kind::File { source: path.to_path_buf() }
+        } else {
+            // Devices, sockets and fifos of the host are never copied: /dev is made at run time.
+            self.manifest.notes.push(Note { message: format!("{}: not a regular file, directory or link; left out", path.display()) });
+            return;
+        };
+        let capability = if meta.is_file() { read_capability(path) } else { None };
+        self.insert(Entry { path: path.to_path_buf(), kind, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid(), capability, reason });
+    }
+
+    /// First writer wins: the first reason found is the one `why` reports.
+    fn insert(&mut self, entry: Entry) {
+        self.manifest.entries.entry(entry.path.clone()).or_insert(entry);
+    }
+
+    /// Lab files override what the host provides at the same path.
+    fn insert_replacing(&mut self, entry: Entry) {
+        self.manifest.entries.insert(entry.path.clone(), entry);
+    }
+
+    /// Where an absolute path named by the profile lands, following symlinks
+    /// already in the manifest *inside* the rootfs (a lab file at /lib/x lands in
+    /// /usr/lib/x). None if it cannot be placed.
+    fn place(&self, path: &str) -> Option<PathBuf> {
+        let mut rest: VecDeque<PathBuf> = components(&normalize_inside(path)?).into();
+        let mut current = PathBuf::from("/");
+        let mut links = 0;
+        while let Some(component) = rest.pop_front() {
+            let candidate = current.join(&component);
+            if let Some(Entry { kind: Kind::Symlink { target }, .. }) = self.manifest.get(&candidate) {
+                links += 1;
+                if links > MAX_LINKS {
+                    return None;
+                }
+                let mut new_rest: VecDeque<PathBuf> = components(&lexical_join(&current, target)).into();
+                new_rest.extend(rest.drain(..));
+                rest = new_rest;
+                current = PathBuf::from("/");
+            } else {
+                current = candidate;
+            }
+        }
+        Some(current)
+    }
+
+    /// Every entry's directories exist as directories (mode as on the host, or 0755).
+    fn add_parents(&mut self) {
+        let mut missing = Vec::new();
+        for path in self.manifest.entries.keys() {
+            let mut parent = path.parent();
+            while let Some(dir) = parent {
+                if self.manifest.entries.contains_key(dir) || missing.iter().any(|(d, _)| d == dir) {
+                    break;
+                }
+                missing.push((dir.to_path_buf(), path.clone()));
+                parent = dir.parent();
+            }
+        }
+        for (dir, child) in missing {
+            let mode = fs::metadata(&dir).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o755);
+            self.insert(Entry::dir(dir, mode, Reason::Parent { of: child }));
+        }
+    }
+}
+
+impl Entry {
+    fn dir(path: PathBuf, mode: u32, reason: Reason) -> Entry {
+        Entry { path, kind: Kind::Dir, mode, uid: 0, gid: 0, capability: None, reason }
+    }
+    fn link(path: PathBuf, target: PathBuf, reason: Reason) -> Entry {
+        Entry { path, kind: Kind::Symlink { target }, mode: 0o777, uid: 0, gid: 0, capability: None, reason }
+    }
+    fn inline(path: PathBuf, content: String, mode: u32, reason: Reason) -> Entry {
+        Entry { path, kind: Kind::Inline { content }, mode, uid: 0, gid: 0, capability: None, reason }
+    }
+}
+
+// ----- helpers without state ------------------------------------------------------------------
+
+fn default_triplet() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-linux-gnu",
+        "riscv64" => "riscv64-linux-gnu",
+        _ => "x86_64-linux-gnu",
+    }
+}
+
+fn is_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+fn squash(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn matching(pattern: &str, names: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    let pattern = glob::Pattern::new(pattern).expect("rule patterns are tested");
+    names.iter().filter(|(n, _)| pattern.matches(n)).cloned().collect()
+}
+
+fn components(path: &Path) -> Vec<PathBuf> {
+    path.components().filter_map(|c| if let Component::Normal(n) = c { Some(PathBuf::from(n)) } else { None }).collect()
+}
+
+/// `base` joined with `target` (absolute targets replace base), `..` applied
+/// lexically and clamped at `/`, as the kernel does at the root.
+pub fn lexical_join(base: &Path, target: &Path) -> PathBuf {
+    let mut out = if target.is_absolute() { PathBuf::from("/") } else { base.to_path_buf() };
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every link on the way from `path` to its final target (`vi`, `/etc/alternatives/vi`, ...).
+fn link_chain(path: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![path.to_path_buf()];
+    let mut current = path.to_path_buf();
+    while let Ok(target) = fs::read_link(&current) {
+        current = lexical_join(current.parent().unwrap_or(Path::new("/")), &target);
+        if chain.contains(&current) || chain.len() > MAX_LINKS {
+            break;
+        }
+        chain.push(current.clone());
+    }
+    chain
+}
+
+fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
+    SYSTEM_PATH.iter().map(|dir| Path::new(dir).join(name)).find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A profile's binary: an absolute path, or a name on the system PATH.
+pub fn find_binary(binary: &Located<String>) -> Result<PathBuf, ResolveError> {
+    let name = &binary.value;
+    let found = if name.starts_with('/') { Some(PathBuf::from(name)).filter(|p| is_executable(p)) } else { lookup_on_system_path(name) };
+    found.ok_or_else(|| ResolveError::BinaryNotFound { binary: binary.clone(), suggestion: closest_program(name) })
+}
+
+/// The program on the system PATH whose name is closest to a misspelled one.
+fn closest_program(name: &str) -> Option<String> {
+    let wanted = Path::new(name).file_name()?.to_str()?;
+    SYSTEM_PATH
+        .iter()
+        .filter_map(|dir| fs::read_dir(dir).ok())
+        .flat_map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()))
+        .map(|candidate| (strsim::jaro_winkler(wanted, &candidate), candidate))
+        .filter(|(score, _)| *score > 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)))
+        .map(|(_, c)| c)
+}
+
+fn read_capability(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: both pointers are valid for the given lengths; the name is NUL-terminated.
+    let n = unsafe { libc::lgetxattr(c_path.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n > 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// The lab files under `from`: (relative path, metadata, link target). Links
+/// are kept as links and never followed, so a link in a lab folder cannot
+/// pull host files in.
+fn walk_lab_files(from: &Path) -> std::io::Result<Vec<(PathBuf, fs::Metadata, Option<PathBuf>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        let path = if relative.as_os_str().is_empty() { from.to_path_buf() } else { from.join(&relative) };
+        let meta = fs::symlink_metadata(&path)?;
+        let target = if meta.file_type().is_symlink() { Some(fs::read_link(&path)?) } else { None };
+        if meta.is_dir() {
+            let mut children: Vec<PathBuf> = fs::read_dir(&path)?.filter_map(|e| e.ok().map(|e| relative.join(e.file_name()))).collect();
+            children.sort();
+            stack.extend(children.into_iter().rev());
+        }
+        if meta.is_dir() || meta.is_file() || target.is_some() {
+            out.push((relative, meta, target));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_join_clamps_at_root() {
+        assert_eq!(lexical_join(Path::new("/usr/bin"), Path::new("../../../../etc")), PathBuf::from("/etc"));
+        assert_eq!(lexical_join(Path::new("/a"), Path::new("/b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(lexical_join(Path::new("/"), Path::new("usr/lib")), PathBuf::from("/usr/lib"));
+    }
+}

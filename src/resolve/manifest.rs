@@ -1,0 +1,220 @@
+//! The manifest: the exact list of entries a rootfs will hold, each with the
+//! reason it is there. Pure data; building it reads the host, materializing it
+//! is `rootfs`'s job.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::Origin;
+
+/// What an entry is made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Kind {
+    Dir,
+    /// A regular file copied from the host.
+    File { source: PathBuf },
+    /// A regular file whose content the tool writes (passwd, lab files written inline).
+    Inline { content: String },
+    /// A symbolic link, kept as a link with its target exactly as on the host.
+    Symlink { target: PathBuf },
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::File { .. } | Kind::Inline { .. } => "file",
+            Kind::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// Why an entry is in the rootfs. Each reason but the roots points at the entry
+/// that pulled this one in, so `sandbox why` can print the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    /// Named in `binaries`.
+    Binary { name: String, origin: Origin },
+    /// Named in `files`.
+    ProfileFile { origin: Origin },
+    /// A lab file from `[[rootfs.copy]]` or `[[rootfs.write]]`.
+    LabFile { origin: Origin },
+    /// The PT_INTERP of an ELF file: the dynamic loader the kernel starts first.
+    Interpreter { of: PathBuf },
+    /// A DT_NEEDED library, and where the search found it.
+    Needed { of: PathBuf, how: String },
+    /// The `#!` interpreter of a script.
+    Shebang { of: PathBuf },
+    /// The target of a symlink that is in the rootfs.
+    LinkTarget { of: PathBuf },
+    /// A runtime-file rule fired (NSS, terminfo, a Python standard library, ...).
+    Rule { rule: String, why: String, trigger: Option<PathBuf> },
+    /// A locale or time zone named in the profile.
+    Requested { what: String, origin: Origin },
+    /// The skeleton every rootfs has (/proc, /tmp, /etc/passwd, ...).
+    Skeleton { why: String },
+    /// A directory that holds another entry.
+    Parent { of: PathBuf },
+}
+
+impl Reason {
+    /// The entry that caused this one, if any.
+    pub fn cause(&self) -> Option<&Path> {
+        match self {
+            Reason::Interpreter { of }
+            | Reason::Needed { of, .. }
+            | Reason::Shebang { of }
+            | Reason::LinkTarget { of }
+            | Reason::Parent { of } => Some(of),
+            Reason::Rule { trigger, .. } => trigger.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Binary { name, origin } => write!(f, "binaries = [\"{name}\"] in {origin}"),
+            Reason::ProfileFile { origin } => write!(f, "files in {origin}"),
+            Reason::LabFile { origin } => write!(f, "lab file from {origin}"),
+            Reason::Interpreter { of } => write!(f, "PT_INTERP (dynamic loader) of {}", of.display()),
+            Reason::Needed { of, how } => write!(f, "DT_NEEDED of {} ({how})", of.display()),
+            Reason::Shebang { of } => write!(f, "#! interpreter of {}", of.display()),
+            Reason::LinkTarget { of } => write!(f, "target of symlink {}", of.display()),
+            Reason::Rule { rule, why, trigger } => match trigger {
+                Some(t) => write!(f, "rule `{rule}`: {why} (because of {})", t.display()),
+                None => write!(f, "rule `{rule}`: {why}"),
+            },
+            Reason::Requested { what, origin } => write!(f, "{what} in {origin}"),
+            Reason::Skeleton { why } => write!(f, "skeleton: {why}"),
+            Reason::Parent { of } => write!(f, "directory of {}", of.display()),
+        }
+    }
+}
+
+/// One file, directory or link of the rootfs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Absolute, normalized, inside the rootfs.
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub kind: Kind,
+    /// Permission and special bits (setuid, setgid, sticky), no file type.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The `security.capability` extended attribute, as on the host (ping's cap_net_raw).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_opt")]
+    pub capability: Option<Vec<u8>>,
+    pub reason: Reason,
+}
+
+mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| hex::decode(s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// A note for the person building: a wrapper script, a missing optional file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub message: String,
+}
+
+/// All entries by path. A BTreeMap of `PathBuf` orders by component, so every
+/// directory comes before what it holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    pub entries: BTreeMap<PathBuf, Entry>,
+    pub notes: Vec<Note>,
+}
+
+impl Manifest {
+    pub fn get(&self, path: &Path) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// The chain of reasons that put `path` in, from the file itself to a root cause.
+    pub fn why(&self, path: &Path) -> Vec<&Entry> {
+        let mut chain = Vec::new();
+        let mut next = self.entries.get(path);
+        while let Some(entry) = next {
+            if chain.iter().any(|e: &&Entry| e.path == entry.path) {
+                break; // a loop of reasons (cannot happen by construction, but never spin)
+            }
+            chain.push(entry);
+            next = entry.reason.cause().and_then(|p| self.entries.get(p));
+        }
+        chain
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. }))
+    }
+}
+
+/// Normalize an absolute path lexically: no `.`, no `..` (rejected), no trailing
+/// slash. Returns None for anything that could point outside the root.
+pub fn normalize_inside(path: &str) -> Option<PathBuf> {
+    if !path.starts_with('/') || path.contains('\0') {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(path).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_rejects_escapes() {
+        assert_eq!(normalize_inside("/a/./b/"), Some(PathBuf::from("/a/b")));
+        assert_eq!(normalize_inside("/a/../../etc"), None);
+        assert_eq!(normalize_inside("a/b"), None);
+        assert_eq!(normalize_inside("/a\0b"), None);
+        assert_eq!(normalize_inside("/"), Some(PathBuf::from("/")));
+    }
+
+    #[test]
+    fn btree_orders_parents_first() {
+        let mut m = Manifest::default();
+        for p in ["/a b", "/a/b", "/a", "/"] {
+            m.entries.insert(
+                PathBuf::from(p),
+                Entry {
+                    path: p.into(),
+                    kind: Kind::Dir,
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    capability: None,
+                    reason: Reason::Skeleton { why: "t".into() },
+                },
+            );
+        }
+        let order: Vec<_> = m.entries.keys().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(order, ["/", "/a", "/a/b", "/a b"]);
+    }
+}

@@ -1,0 +1,10 @@
+//! The rootfs: a manifest made real in the content-addressed store.
+
+pub mod blobs;
+pub mod digest;
+pub mod hashcache;
+pub mod lock;
+pub mod materialize;
+pub mod store;
+
+pub use store::{Built, Store};
