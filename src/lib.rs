@@ -7,3 +7,4 @@ pub mod profile;
 pub mod resolve;
 pub mod rootfs;
 pub mod state;
+pub mod cli;

@@ -79,7 +79,9 @@ fn merge_rootfs(parent: RootfsSpec, child: RootfsSpec) -> RootfsSpec {
         locales: unique(parent.locales, child.locales, same_text),
         timezones: unique(parent.timezones, child.timezones, same_text),
         timezone: child.timezone.or(parent.timezone),
-        copy: unique(parent.copy, child.copy, |a, b| (&a.from, &a.to) == (&b.from, &b.to)),
+        copy: unique(parent.copy, child.copy, |a, b| {
+            (&a.from, &a.to) == (&b.from, &b.to)
+        }),
         write: unique(parent.write, child.write, |a, b| {
             (&a.path, &a.content, a.mode) == (&b.path, &b.content, b.mode)
         }),
@@ -99,14 +101,24 @@ pub(super) fn unique<T>(first: Vec<T>, second: Vec<T>, same: impl Fn(&T, &T) -> 
 }
 
 /// The merged layers as a `Profile`, with the defaults of unset keys.
-pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Result<Profile, ProfileError> {
+pub(super) fn finish(
+    merged: Layer,
+    source: Source,
+    layers: Vec<String>,
+) -> Result<Profile, ProfileError> {
     let user = finish_user(merged.user)?;
     let run = Run {
         mode: merged.run.mode.unwrap_or(Mode::Namespace),
-        command: merged.run.command.unwrap_or_else(|| login_command(&user.shell)),
+        command: merged
+            .run
+            .command
+            .unwrap_or_else(|| login_command(&user.shell)),
         workdir: merged.run.workdir,
         // A profile name may end in '-', a hostname label may not.
-        hostname: merged.run.hostname.unwrap_or_else(|| merged.name.trim_end_matches('-').to_owned()),
+        hostname: merged
+            .run
+            .hostname
+            .unwrap_or_else(|| merged.name.trim_end_matches('-').to_owned()),
     };
     Ok(Profile {
         name: merged.name,
@@ -127,29 +139,47 @@ pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Resu
 const RESERVED_USERS: [(&str, u32); 2] = [("root", 0), ("nobody", 65534)];
 
 fn finish_user(user: UserLayer) -> Result<User, ProfileError> {
-    if let (None, Some(uid)) = (&user.name, &user.uid) {
-        if uid.value != 0 {
-            return Err(ProfileError::at(
-                &uid.origin,
-                "[user] sets `uid` but no `name`".into(),
-                "add a name to [user], e.g. `name = \"student\"`".into(),
-            ));
-        }
+    if let (None, Some(uid)) = (&user.name, &user.uid)
+        && uid.value != 0
+    {
+        return Err(ProfileError::at(
+            &uid.origin,
+            "[user] sets `uid` but no `name`".into(),
+            "add a name to [user], e.g. `name = \"student\"`".into(),
+        ));
     }
     let name = user.name.unwrap_or_else(|| "root".into());
-    let reserved_uid = RESERVED_USERS.iter().find(|(n, _)| *n == name).map(|&(_, id)| id);
-    if let (Some(fixed), Some(uid)) = (reserved_uid, &user.uid) {
-        if uid.value != fixed {
-            return Err(ProfileError::at(
-                &uid.origin,
-                format!("the user `{name}` always has uid {fixed}, not {}", uid.value),
-                format!("remove `uid`, or choose another name than `{name}`"),
-            ));
-        }
+    let reserved_uid = RESERVED_USERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, id)| id);
+    if let (Some(fixed), Some(uid)) = (reserved_uid, &user.uid)
+        && uid.value != fixed
+    {
+        return Err(ProfileError::at(
+            &uid.origin,
+            format!(
+                "the user `{name}` always has uid {fixed}, not {}",
+                uid.value
+            ),
+            format!("remove `uid`, or choose another name than `{name}`"),
+        ));
     }
     let uid = user.uid.map(|u| u.value).or(reserved_uid).unwrap_or(1000);
-    let home = user.home.unwrap_or_else(|| if name == "root" { "/root".into() } else { format!("/home/{name}") });
-    Ok(User { uid, gid: user.gid.unwrap_or(uid), home, shell: user.shell.unwrap_or_else(|| "/bin/sh".into()), name })
+    let home = user.home.unwrap_or_else(|| {
+        if name == "root" {
+            "/root".into()
+        } else {
+            format!("/home/{name}")
+        }
+    });
+    Ok(User {
+        uid,
+        gid: user.gid.unwrap_or(uid),
+        home,
+        shell: user.shell.unwrap_or_else(|| "/bin/sh".into()),
+        name,
+    })
 }
 
 /// Bash reads its profile files only as a login shell, which is how a lab greets.

@@ -6,11 +6,11 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::elf;
 use super::error::ResolveError;
-use super::manifest::{Entry, Kind, Manifest, Note, Reason, normalize_inside};
+use super::manifest::{Entry, Kind, Manifest, Note, Reason, components, lexical_join};
 use super::rules::{self, Add, RULES, When};
 use super::search::LibrarySearch;
 use super::{dpkg::Dpkg, locale, skeleton};
@@ -437,15 +437,11 @@ impl<'h> Resolver<'h> {
                 self.insert_host(&path, &meta, reason.clone());
                 self.add_tree(&path, reason)?;
             } else {
-                // A dangling link in a tree is the host's business: keep the link, skip the target.
-                if let Err(e) = self.add_host_path(&path, reason.clone()) {
-                    if meta.file_type().is_symlink() {
-                        let target = fs::read_link(&path)?;
-                        self.insert(Entry::link(path.clone(), target, reason.clone()));
-                    } else {
-                        return Err(e);
-                    }
+                // A dangling link in a host tree would dangle inside too: leave it out.
+                if meta.file_type().is_symlink() && fs::metadata(&path).is_err() {
+                    continue;
                 }
+                self.add_host_path(&path, reason.clone())?;
             }
         }
         Ok(())
@@ -475,29 +471,10 @@ impl<'h> Resolver<'h> {
         self.manifest.entries.insert(entry.path.clone(), entry);
     }
 
-    /// Where an absolute path named by the profile lands, following symlinks
-    /// already in the manifest *inside* the rootfs (a lab file at /lib/x lands in
-    /// /usr/lib/x). None if it cannot be placed.
+    /// Where an absolute path named by the profile lands: through the
+    /// manifest's own links (a lab file at /lib/x lands in /usr/lib/x).
     fn place(&self, path: &str) -> Option<PathBuf> {
-        let mut rest: VecDeque<PathBuf> = components(&normalize_inside(path)?).into();
-        let mut current = PathBuf::from("/");
-        let mut links = 0;
-        while let Some(component) = rest.pop_front() {
-            let candidate = current.join(&component);
-            if let Some(Entry { kind: Kind::Symlink { target }, .. }) = self.manifest.get(&candidate) {
-                links += 1;
-                if links > MAX_LINKS {
-                    return None;
-                }
-                let mut new_rest: VecDeque<PathBuf> = components(&lexical_join(&current, target)).into();
-                new_rest.extend(rest.drain(..));
-                rest = new_rest;
-                current = PathBuf::from("/");
-            } else {
-                current = candidate;
-            }
-        }
-        Some(current)
+        self.manifest.locate(path)
     }
 
     /// Every entry's directories exist as directories (mode as on the host, or 0755).
@@ -553,26 +530,6 @@ fn squash(text: &str) -> String {
 fn matching(pattern: &str, names: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
     let pattern = glob::Pattern::new(pattern).expect("rule patterns are tested");
     names.iter().filter(|(n, _)| pattern.matches(n)).cloned().collect()
-}
-
-fn components(path: &Path) -> Vec<PathBuf> {
-    path.components().filter_map(|c| if let Component::Normal(n) = c { Some(PathBuf::from(n)) } else { None }).collect()
-}
-
-/// `base` joined with `target` (absolute targets replace base), `..` applied
-/// lexically and clamped at `/`, as the kernel does at the root.
-pub fn lexical_join(base: &Path, target: &Path) -> PathBuf {
-    let mut out = if target.is_absolute() { PathBuf::from("/") } else { base.to_path_buf() };
-    for c in target.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Every link on the way from `path` to its final target (`vi`, `/etc/alternatives/vi`, ...).
@@ -651,6 +608,7 @@ fn walk_lab_files(from: &Path) -> std::io::Result<Vec<(PathBuf, fs::Metadata, Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn lexical_join_clamps_at_root() {

@@ -162,9 +162,54 @@ impl Manifest {
         chain
     }
 
+    /// Where an absolute path lands inside, following the symlinks of this
+    /// manifest (never the host's), with `..` clamped at the root as the kernel
+    /// does. None for a relative path or a loop of links.
+    pub fn locate(&self, path: &str) -> Option<PathBuf> {
+        let mut rest: std::collections::VecDeque<PathBuf> = components(&normalize_inside(path)?).into();
+        let mut current = PathBuf::from("/");
+        let mut links = 0;
+        while let Some(component) = rest.pop_front() {
+            let candidate = current.join(&component);
+            if let Some(Entry { kind: Kind::Symlink { target }, .. }) = self.entries.get(&candidate) {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let mut resolved: std::collections::VecDeque<PathBuf> = components(&lexical_join(&current, target)).into();
+                resolved.extend(rest.drain(..));
+                rest = resolved;
+                current = PathBuf::from("/");
+            } else {
+                current = candidate;
+            }
+        }
+        Some(current)
+    }
+
     pub fn files(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. }))
     }
+}
+
+pub fn components(path: &Path) -> Vec<PathBuf> {
+    path.components().filter_map(|c| if let Component::Normal(n) = c { Some(PathBuf::from(n)) } else { None }).collect()
+}
+
+/// `base` joined with `target` (absolute targets replace base), `..` applied
+/// lexically and clamped at `/`, as the kernel does at the root.
+pub fn lexical_join(base: &Path, target: &Path) -> PathBuf {
+    let mut out = if target.is_absolute() { PathBuf::from("/") } else { base.to_path_buf() };
+    for c in target.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Normalize an absolute path lexically: no `.`, no `..` (rejected), no trailing

@@ -1,11 +1,26 @@
 //! Resolution: from a profile to the exact list of files the rootfs will hold.
 
-// pub mod build; (enabled once elf/search land)
+pub mod build;
 pub mod dpkg;
-// pub mod error;
+pub mod error;
 pub mod locale;
 pub mod manifest;
 pub mod rules;
 pub mod skeleton;
+pub mod elf;
+pub mod ldcache;
+pub mod search;
 
+pub use build::Resolver;
+pub use error::ResolveError;
 pub use manifest::{Entry, Kind, Manifest, Reason};
+
+/// Resolve a profile against this host: the manifest of its rootfs, and the
+/// dpkg database it was read with (for the lock file's package versions).
+pub fn resolve_profile(profile: &crate::profile::Profile) -> Result<(Manifest, dpkg::Dpkg), ResolveError> {
+    let root = std::path::Path::new("/");
+    let search = search::LibrarySearch::from_root(root);
+    let dpkg = dpkg::Dpkg::load(root);
+    let manifest = Resolver::new(&search, &dpkg).resolve(profile)?;
+    Ok((manifest, dpkg))
+}

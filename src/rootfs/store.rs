@@ -69,6 +69,8 @@ impl Store {
         let cache_path = self.root.join("hashes.json");
         let mut cache = HashCache::load(&cache_path);
         let mut hashes = ContentHashes::new();
+        progress.set_length(manifest.files().count() as u64);
+        progress.set_message("hashing");
         for entry in manifest.files() {
             let hash = match &entry.kind {
                 Kind::File { source } => cache.hash(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?,
@@ -84,12 +86,9 @@ impl Store {
     }
 
     /// Build the manifest's tree, or reuse the one already stored under its digest.
-    pub fn build(&self, name: &str, manifest: &Manifest, progress: &indicatif::ProgressBar) -> io::Result<Built> {
-        let started = Instant::now();
-        progress.set_length(manifest.files().count() as u64);
-        progress.set_message("hashing");
-        let hashes = self.hash_contents(manifest, progress)?;
-        let digest = digest::digest(manifest, &hashes);
+    /// `hashes` come from `hash_contents`; `started` is when the whole build began.
+    pub fn build(&self, name: &str, manifest: &Manifest, hashes: &ContentHashes, started: Instant, progress: &indicatif::ProgressBar) -> io::Result<Built> {
+        let digest = digest::digest(manifest, hashes);
         let path = self.tree(&digest);
         let mut reused = path.is_dir();
         if !reused {
@@ -98,7 +97,7 @@ impl Store {
             let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(self.root.join("tmp"))?;
             let tree = tmp.path().join("rootfs");
             fs::create_dir(&tree)?;
-            materialize::materialize(&tree, manifest, &hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)?;
+            materialize::materialize(&tree, manifest, hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)?;
             let record = Record { name: name.into(), digest: digest.clone(), hashes: hashes.clone(), manifest: manifest.clone() };
             let record_tmp = tmp.path().join("record.json");
             fs::write(&record_tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;

@@ -1,0 +1,79 @@
+//! The command line: clap definitions and dispatch. Each command lives in its
+//! own module and returns an exit status or a `Failure` (one clear message,
+//! exit status 125).
+
+mod build;
+mod info;
+mod output;
+mod why;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+pub use output::Failure;
+
+/// Build identical lab environments and run students inside them.
+#[derive(Parser)]
+#[command(name = "sandbox", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the profile's rootfs (or reuse it from the store); print its digest and path.
+    Build {
+        /// A ready profile's name or a path to a .toml file.
+        #[arg(default_value = "shell")]
+        profile: String,
+        /// Also write a plain copy of the rootfs to DIR (new or empty), for chroot, bwrap or tar.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Fail, building nothing, when the result would differ from PROFILE.lock.
+        #[arg(long)]
+        locked: bool,
+        /// Print one JSON object: {name, digest, path, entries, bytes, seconds, reused}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a profile (syntax, values, programs, locales, zones) without building.
+    Check {
+        #[arg(default_value = "shell")]
+        profile: String,
+    },
+    /// Explain why a file is in the rootfs: the chain of reasons that put it there.
+    Why {
+        /// A path inside the rootfs, e.g. /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0.
+        path: String,
+        #[arg(default_value = "shell")]
+        profile: String,
+    },
+    /// List the ready profiles built into this binary.
+    Profiles,
+    /// Check what this machine supports (namespaces, cgroups, overlayfs) and what is missing.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
+        Command::Check { profile } => build::check(&profile),
+        Command::Why { path, profile } => why::why(&path, &profile),
+        Command::Profiles => info::profiles(),
+        Command::Doctor { json } => info::doctor(json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|failure| failure.report())
+}

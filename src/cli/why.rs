@@ -1,0 +1,42 @@
+//! `sandbox why PATH [PROFILE]`: the chain of reasons that put a file in.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use termcolor::Color;
+
+use super::output::{Failure, Stream, paint, stream};
+use crate::resolve;
+
+pub fn why(path: &str, spec: &str) -> Result<ExitCode, Failure> {
+    let profile = super::build::load(spec)?;
+    let (manifest, _) = resolve::resolve_profile(&profile)?;
+    // Follow the rootfs's links on the way (/lib -> usr/lib), not the file's own:
+    // a library's soname link has a reason of its own.
+    let as_given = std::path::Path::new(path);
+    let located = as_given
+        .parent()
+        .and_then(|dir| manifest.locate(&dir.to_string_lossy()))
+        .zip(as_given.file_name())
+        .map(|(dir, name)| dir.join(name))
+        .ok_or_else(|| Failure { message: format!("`{path}` is not an absolute path inside the rootfs\n  fix: give a path such as /usr/bin/ls") })?;
+    if manifest.get(&located).is_none() {
+        return Err(Failure {
+            message: format!(
+                "`{path}` is not in the rootfs of profile `{}`\n  fix: add it to the profile (`files = [\"{path}\"]`, or the program that needs it to `binaries`)",
+                profile.name
+            ),
+        });
+    }
+    let mut out = stream(Stream::Stdout);
+    paint(&mut out, Color::Cyan, true, &located.display().to_string())?;
+    if located.to_str() != Some(path) {
+        write!(out, "  (as {path}, through the rootfs's symlinks)")?;
+    }
+    writeln!(out)?;
+    for entry in manifest.why(&located) {
+        write!(out, "  <- ")?;
+        writeln!(out, "{}", entry.reason)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
