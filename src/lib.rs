@@ -8,3 +8,5 @@ pub mod resolve;
 pub mod rootfs;
 pub mod state;
 pub mod cli;
+pub mod cgroup;
+pub mod doctor;

@@ -66,13 +66,13 @@ fn ps_works_with_proc_mounted() {
     let Some(dir) = tree() else { return };
     // A private mount and pid namespace: /proc is mounted there and vanishes with it.
     let output = run(Command::new("unshare")
-        .args(["--mount", "--pid", "--fork", "--mount-proc="])
+        .args(["--mount", "--pid", "--fork"])
         .arg(format!("--mount-proc={}", dir.join("proc").display()))
         .arg("chroot")
         .arg(dir)
         .args(["ps", "aux"])
         .env_clear()
-        .env("PATH", "/usr/bin:/bin"));
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"));
     let text = stdout(&output);
     assert!(output.status.success(), "{text}{}", stderr(&output));
     assert!(text.starts_with("USER") && text.contains("ps aux"), "{text}");
@@ -98,7 +98,7 @@ fn vim_loads_syntax_highlighting() {
                   -c 'if exists(\"b:current_syntax\") && b:current_syntax == \"c\" | qa! | else | cq! | endif'";
     inside(script, &[]);
     // The defaults every user gets, and the vimrc Debian ships.
-    inside("test -f /usr/share/vim/vim*/defaults.vim && test -e /usr/share/vim/vimrc", &[]);
+    inside("test -f /usr/share/vim/vim*/defaults.vim && test -f /etc/vim/vimrc", &[]);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn python_standard_library_and_extensions() {
     }
     let program = r#"
 import ssl, ctypes, zoneinfo, curses, sqlite3, subprocess
-print(zoneinfo.ZoneInfo("Asia/Seoul").utcoffset(None))
+import datetime; print(datetime.datetime(2026, 1, 1, tzinfo=zoneinfo.ZoneInfo("Asia/Seoul")).utcoffset())
 ctypes.CDLL("libc.so.6").getpid()
 print(sqlite3.connect(":memory:").execute("select 40 + 2").fetchone()[0])
 print(subprocess.run(["/bin/true"]).returncode)
@@ -192,6 +192,9 @@ fn resolves_inside(root: &Path, path: &Path) -> bool {
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        if path == root.join("tmp") {
+            continue; // other tests work there meanwhile
+        }
         let meta = fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
             walk(root, &path, out);
@@ -209,6 +212,8 @@ fn every_symlink_and_every_needed_library_resolves_inside() {
     let dangling: Vec<_> = files
         .iter()
         .filter(|p| fs::symlink_metadata(dir.join(p.strip_prefix("/").unwrap())).unwrap().file_type().is_symlink())
+        // /dev's standard links point into /proc and devpts, mounted at run time.
+        .filter(|p| !p.starts_with("/dev"))
         .filter(|p| !resolves_inside(dir, p))
         .collect();
     assert!(dangling.is_empty(), "symlinks that do not resolve inside: {dangling:?}");
@@ -224,7 +229,7 @@ fn every_symlink_and_every_needed_library_resolves_inside() {
         let Ok(Some(info)) = sandbox::resolve::elf::read_elf(&real) else { continue };
         elves += 1;
         for needed in &info.needed {
-            if !sandbox_find(&search, dir, &real, &info, needed) {
+            if !sandbox_find(&search, dir, path, &info, needed) {
                 missing.push(format!("{} needs {needed}", path.display()));
             }
         }
@@ -236,7 +241,7 @@ fn every_symlink_and_every_needed_library_resolves_inside() {
 fn sandbox_find(
     search: &sandbox::resolve::search::LibrarySearch,
     _root: &Path,
-    path: &Path,
+    path: &Path, // inside the rootfs: the search reads it below its root
     info: &sandbox::resolve::elf::ElfInfo,
     needed: &str,
 ) -> bool {

@@ -29,7 +29,11 @@ const MAX_LINKS: usize = 40;
 /// An ELF object waiting to have its interpreter and libraries resolved, with
 /// the RPATHs of the objects that loaded it (glibc searches those too).
 struct PendingElf {
+    /// The real file (symlinks resolved): what is read, and the manifest entry.
     path: PathBuf,
+    /// The path the loader opens it by. glibc takes `$ORIGIN` from this path for
+    /// a library, and from the resolved /proc/self/exe for a program.
+    load_path: PathBuf,
     loader_rpaths: Vec<(PathBuf, Vec<String>)>,
 }
 
@@ -43,6 +47,7 @@ pub struct Resolver<'h> {
     programs: Vec<(String, PathBuf)>,
     /// Sonames some ELF file needs, with the first file that needed it.
     sonames: Vec<(String, PathBuf)>,
+    soname_seen: HashSet<String>,
     fired: HashSet<(&'static str, String)>,
     triplet: String,
 }
@@ -58,6 +63,7 @@ impl<'h> Resolver<'h> {
             scanned: HashSet::new(),
             programs: Vec::new(),
             sonames: Vec::new(),
+            soname_seen: HashSet::new(),
             fired: HashSet::new(),
             triplet,
         }
@@ -91,9 +97,22 @@ impl<'h> Resolver<'h> {
     fn add_skeleton(&mut self, profile: &Profile) {
         for link in MERGED_USR_LINKS {
             if let Ok(target) = fs::read_link(link) {
-                let why = "the host merges /usr: programs and ELF interpreters name these paths".into();
-                self.insert(Entry::link(link.into(), target, Reason::Skeleton { why }));
+                let why = || Reason::Skeleton { why: "the host merges /usr: programs and ELF interpreters name these paths".into() };
+                let resolved = lexical_join(Path::new("/"), &target);
+                if resolved.is_dir() {
+                    // The target exists inside too, so the link never dangles.
+                    self.insert(Entry::dir(resolved, 0o755, why()));
+                    self.insert(Entry::link(link.into(), target, why()));
+                }
             }
+        }
+        for (path, major, minor) in skeleton::DEVICES {
+            let why = "a device every program may open; namespace mode mounts its own /dev over it".into();
+            let device = Kind::Device { major: *major, minor: *minor };
+            self.insert(Entry { path: path.into(), kind: device, mode: 0o666, uid: 0, gid: 0, capability: None, reason: Reason::Skeleton { why } });
+        }
+        for (path, target) in skeleton::DEV_LINKS {
+            self.insert(Entry::link(path.into(), target.into(), Reason::Skeleton { why: "a standard link of /dev".into() }));
         }
         for dir in skeleton::dirs(profile) {
             let (uid, gid) = if dir.user_owned { (profile.user.uid, profile.user.gid) } else { (0, 0) };
@@ -269,18 +288,17 @@ impl<'h> Resolver<'h> {
             let reason = Reason::Interpreter { of: pending.path.clone() };
             self.add_host_path(interp, reason).map_err(|e| ResolveError::Io { origin: None, path: interp.clone(), error: e })?;
         }
-        let mut loader_rpaths = pending.loader_rpaths.clone();
-        if info.runpath.is_empty() && !info.rpath.is_empty() {
-            loader_rpaths.push((pending.path.clone(), info.rpath.clone()));
-        }
+        let requester = super::search::Requester { path: &pending.load_path, info: &info, loader_rpaths: &pending.loader_rpaths };
+        let loader_rpaths = requester.loader_rpaths_for_dependencies();
         for name in &info.needed {
-            self.sonames.push((name.clone(), pending.path.clone()));
-            let requester = super::search::Requester { path: &pending.path, info: &info, loader_rpaths: &pending.loader_rpaths };
+            if self.soname_seen.insert(name.clone()) {
+                self.sonames.push((name.clone(), pending.path.clone()));
+            }
             match self.search.find(name, &requester) {
                 Some(found) => {
                     let reason = Reason::Needed { of: pending.path.clone(), how: found.how.to_string() };
                     let real = self.add_host_path(&found.path, reason).map_err(|e| ResolveError::Io { origin: None, path: found.path.clone(), error: e })?;
-                    self.queue_elf(real, loader_rpaths.clone());
+                    self.queue_elf(real, found.path.clone(), loader_rpaths.clone());
                 }
                 None => self.manifest.notes.push(Note {
                     message: format!("{} needs {name}, which is not on this host: it will fail to load inside too", pending.path.display()),
@@ -290,9 +308,9 @@ impl<'h> Resolver<'h> {
         Ok(())
     }
 
-    fn queue_elf(&mut self, path: PathBuf, loader_rpaths: Vec<(PathBuf, Vec<String>)>) {
+    fn queue_elf(&mut self, path: PathBuf, load_path: PathBuf, loader_rpaths: Vec<(PathBuf, Vec<String>)>) {
         if self.scanned.insert(path.clone()) {
-            self.pending.push_back(PendingElf { path, loader_rpaths });
+            self.pending.push_back(PendingElf { path, load_path, loader_rpaths });
         }
     }
 
@@ -421,7 +439,7 @@ impl<'h> Resolver<'h> {
             current = candidate;
         }
         for file in todo {
-            self.queue_elf(file, Vec::new());
+            self.queue_elf(file.clone(), file, Vec::new());
         }
         Ok(current)
     }

@@ -6,17 +6,17 @@
 //! purpose: stripped or oddly linked binaries often have broken ones, and the
 //! loader never looks at them, so neither should we.
 
-use std::fs::File;
 use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use goblin::container::Ctx;
+use goblin::elf::Elf;
 use goblin::elf::dynamic::{self, Dynamic};
 use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{self, ProgramHeader};
-use goblin::elf::Elf;
 
 /// `\x7fELF`, the first four bytes of every ELF file.
 const ELF_MAGIC: [u8; 4] = *b"\x7fELF";
@@ -59,9 +59,7 @@ impl Arch {
     /// glibc rejects (and keeps searching past) a file whose class, byte
     /// order or machine differ; it does not look at `e_flags` here.
     pub fn can_load(&self, other: &Arch) -> bool {
-        self.class == other.class
-            && self.little_endian == other.little_endian
-            && self.machine == other.machine
+        self.class == other.class && self.little_endian == other.little_endian && self.machine == other.machine
     }
 
     /// The arch this program itself was compiled for: the host's arch when
@@ -83,12 +81,7 @@ impl Arch {
             "mips" => (ElfClass::Elf32, header::EM_MIPS),
             _ => return None,
         };
-        Some(Arch {
-            class,
-            little_endian: cfg!(target_endian = "little"),
-            machine,
-            e_flags: native_e_flags(),
-        })
+        Some(Arch { class, little_endian: cfg!(target_endian = "little"), machine, e_flags: native_e_flags() })
     }
 }
 
@@ -100,11 +93,7 @@ fn native_e_flags() -> u32 {
     const EF_ARM_ABI_FLOAT_SOFT: u32 = 0x200;
     const EF_RISCV_FLOAT_ABI_DOUBLE: u32 = 0x4;
     if cfg!(target_arch = "arm") {
-        let float = if cfg!(target_feature = "vfp2") {
-            EF_ARM_ABI_FLOAT_HARD
-        } else {
-            EF_ARM_ABI_FLOAT_SOFT
-        };
+        let float = if cfg!(target_abi = "eabihf") { EF_ARM_ABI_FLOAT_HARD } else { EF_ARM_ABI_FLOAT_SOFT };
         EF_ARM_EABI_VER5 | float
     } else if cfg!(target_arch = "riscv64") {
         EF_RISCV_FLOAT_ABI_DOUBLE
@@ -145,12 +134,7 @@ pub struct ElfInfo {
 
 impl ElfInfo {
     pub fn arch(&self) -> Arch {
-        Arch {
-            class: self.class,
-            little_endian: self.little_endian,
-            machine: self.machine,
-            e_flags: self.e_flags,
-        }
+        Arch { class: self.class, little_endian: self.little_endian, machine: self.machine, e_flags: self.e_flags }
     }
 
     /// No interpreter and no DT_NEEDED: nothing to resolve (static or
@@ -190,9 +174,7 @@ pub fn read_elf(path: &Path) -> Result<Option<ElfInfo>, ElfError> {
         return Ok(None);
     }
     let bytes = read_rest(&mut file, &magic).map_err(io_err)?;
-    parse_elf(&bytes)
-        .map(Some)
-        .map_err(|reason| ElfError::Malformed { path: path.to_path_buf(), reason })
+    parse_elf(&bytes).map(Some).map_err(|reason| ElfError::Malformed { path: path.to_path_buf(), reason })
 }
 
 /// Reads only the ELF header of `path`: what the search needs to accept or
@@ -220,15 +202,11 @@ pub fn parse_arch(bytes: &[u8]) -> Option<Arch> {
 pub fn parse_elf(bytes: &[u8]) -> Result<ElfInfo, String> {
     let header = Elf::parse_header(bytes).map_err(|e| format!("bad ELF header: {e}"))?;
     let arch = arch_of(&header)?;
-    let ctx = Ctx::new(
-        header.container().map_err(|e| e.to_string())?,
-        header.endianness().map_err(|e| e.to_string())?,
-    );
+    let ctx = Ctx::new(header.container().map_err(|e| e.to_string())?, header.endianness().map_err(|e| e.to_string())?);
     let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)
         .map_err(|e| format!("bad program headers: {e}"))?;
     let interpreter = read_interpreter(bytes, &phdrs)?;
-    let dynamic =
-        Dynamic::parse(bytes, &phdrs, ctx).map_err(|e| format!("bad dynamic segment: {e}"))?;
+    let dynamic = Dynamic::parse(bytes, &phdrs, ctx).map_err(|e| format!("bad dynamic segment: {e}"))?;
     let mut info = ElfInfo {
         interpreter,
         needed: Vec::new(),
@@ -270,10 +248,7 @@ fn read_interpreter(bytes: &[u8], phdrs: &[ProgramHeader]) -> Result<Option<Path
     };
     let start = usize::try_from(interp.p_offset).map_err(|_| "PT_INTERP offset too large")?;
     let len = usize::try_from(interp.p_filesz).map_err(|_| "PT_INTERP size too large")?;
-    let raw = start
-        .checked_add(len)
-        .and_then(|end| bytes.get(start..end))
-        .ok_or("PT_INTERP lies outside the file")?;
+    let raw = start.checked_add(len).and_then(|end| bytes.get(start..end)).ok_or("PT_INTERP lies outside the file")?;
     let path = raw.split(|&b| b == 0).next().unwrap_or_default();
     if path.is_empty() {
         return Err("empty PT_INTERP".into());
@@ -292,9 +267,7 @@ fn fill_dynamic(info: &mut ElfInfo, bytes: &[u8], dynamic: &Dynamic) -> Result<(
             dynamic::DT_NEEDED => info.needed.push(strtab.get(entry.d_val, "DT_NEEDED")?),
             dynamic::DT_SONAME => info.soname = Some(strtab.get(entry.d_val, "DT_SONAME")?),
             dynamic::DT_RPATH => info.rpath.extend(split_path_list(&strtab.get(entry.d_val, "DT_RPATH")?)),
-            dynamic::DT_RUNPATH => {
-                info.runpath.extend(split_path_list(&strtab.get(entry.d_val, "DT_RUNPATH")?))
-            }
+            dynamic::DT_RUNPATH => info.runpath.extend(split_path_list(&strtab.get(entry.d_val, "DT_RUNPATH")?)),
             _ => {}
         }
     }
@@ -329,8 +302,7 @@ impl DynStrings<'_> {
             .iter()
             .position(|&b| b == 0)
             .ok_or_else(|| format!("{tag} string at index {index} is not terminated"))?;
-        String::from_utf8(raw[..end].to_vec())
-            .map_err(|_| format!("{tag} string at index {index} is not valid UTF-8"))
+        String::from_utf8(raw[..end].to_vec()).map_err(|_| format!("{tag} string at index {index} is not valid UTF-8"))
     }
 }
 
@@ -430,10 +402,7 @@ pub(crate) mod tests {
         let result = Command::new("gcc").arg(&src).arg("-o").arg(out).args(args).output();
         match result {
             Ok(output) if output.status.success() => true,
-            Ok(output) => skip(&format!(
-                "gcc {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )),
+            Ok(output) => skip(&format!("gcc {args:?} failed: {}", String::from_utf8_lossy(&output.stderr))),
             Err(e) => skip(&format!("gcc not runnable: {e}")),
         }
     }
@@ -463,6 +432,20 @@ pub(crate) mod tests {
         let info = read_elf(Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap().unwrap();
         assert_eq!(info.soname.as_deref(), Some("libc.so.6"));
         assert_eq!(info.e_type, header::ET_DYN);
+    }
+
+    #[test]
+    fn bare_elf32_header_gives_its_arch() {
+        let mut bytes = vec![0u8; 52];
+        bytes[..7].copy_from_slice(b"\x7fELF\x01\x01\x01");
+        bytes[16..18].copy_from_slice(&header::ET_DYN.to_le_bytes());
+        bytes[18..20].copy_from_slice(&header::EM_386.to_le_bytes());
+        let arch = parse_arch(&bytes).unwrap();
+        assert_eq!((arch.class, arch.machine, arch.little_endian), (ElfClass::Elf32, header::EM_386, true));
+        assert_eq!(parse_arch(&bytes[..51]), None);
+        bytes[4] = 9; // no such class
+        assert_eq!(parse_arch(&bytes), None);
+        assert_eq!(Arch::native().map(|a| a.machine), Some(header::EM_X86_64));
     }
 
     #[test]

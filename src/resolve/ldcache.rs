@@ -346,9 +346,7 @@ fn parse_new_table(bytes: &[u8], base: usize) -> Result<Vec<CacheEntry>, Malform
     if !table_fits(bytes.len(), base, NEW_HEADER_LEN, nlibs, NEW_ENTRY_LEN) {
         return Err(MalformedCache(format!("{nlibs} entries do not fit in the file")));
     }
-    (0..nlibs as usize)
-        .map(|i| parse_new_entry(&reader, base, base + NEW_HEADER_LEN + i * NEW_ENTRY_LEN))
-        .collect()
+    (0..nlibs as usize).map(|i| parse_new_entry(&reader, base, base + NEW_HEADER_LEN + i * NEW_ENTRY_LEN)).collect()
 }
 
 fn parse_new_entry(reader: &Reader, strings: usize, at: usize) -> Result<CacheEntry, MalformedCache> {
@@ -482,10 +480,7 @@ fn in_root(root: &Path, logical: &Path) -> PathBuf {
 fn glob_in_root(root: &Path, pattern: &str) -> Vec<PathBuf> {
     let mut matches = vec![PathBuf::from("/")];
     for component in pattern.split('/').filter(|c| !c.is_empty()) {
-        matches = matches
-            .iter()
-            .flat_map(|base| expand_component(root, base, component))
-            .collect();
+        matches = matches.iter().flat_map(|base| expand_component(root, base, component)).collect();
     }
     matches.retain(|m| in_root(root, m).exists());
     matches.sort();
@@ -679,11 +674,9 @@ mod tests {
     fn hwcaps_entries_lose_to_the_baseline() {
         let mut tuned = entry("libz.so.1", "/lib/glibc-hwcaps/x86-64-v3/libz.so.1", 0x303);
         tuned.hwcap = 1 << 62;
-        let cache = LdCache::parse(&build_cache(
-            CacheFormat::New,
-            &[tuned, entry("libz.so.1", "/lib/libz.so.1", 0x303)],
-        ))
-        .unwrap();
+        let cache =
+            LdCache::parse(&build_cache(CacheFormat::New, &[tuned, entry("libz.so.1", "/lib/libz.so.1", 0x303)]))
+                .unwrap();
         assert_eq!(cache.entries()[0].hwcap, 1 << 62);
         assert_eq!(cache.lookup("libz.so.1", &X86_64).unwrap().path, Path::new("/lib/libz.so.1"));
     }
@@ -776,10 +769,8 @@ mod tests {
         assert!(status.success());
 
         let cache = LdCache::load(root).unwrap();
-        let mut flags: Vec<(u32, &Path)> = cache
-            .entries_for("libf.so.1")
-            .map(|e| (e.flags & FLAG_REQUIRED_MASK, e.path.as_path()))
-            .collect();
+        let mut flags: Vec<(u32, &Path)> =
+            cache.entries_for("libf.so.1").map(|e| (e.flags & FLAG_REQUIRED_MASK, e.path.as_path())).collect();
         flags.sort();
         assert_eq!(
             flags,

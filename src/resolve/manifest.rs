@@ -21,6 +21,9 @@ pub enum Kind {
     Inline { content: String },
     /// A symbolic link, kept as a link with its target exactly as on the host.
     Symlink { target: PathBuf },
+    /// A character device (/dev/null): what a plain chroot needs, as jailkit
+    /// makes them. Namespace mode mounts its own /dev over these.
+    Device { major: u32, minor: u32 },
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
             Kind::Dir => "dir",
             Kind::File { .. } | Kind::Inline { .. } => "file",
             Kind::Symlink { .. } => "symlink",
+            Kind::Device { .. } => "chardev",
         }
     }
 }

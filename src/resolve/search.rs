@@ -116,14 +116,27 @@ pub enum How {
     Path,
     /// A DT_RPATH entry of `of`: the requester itself, or (`inherited`) an
     /// object up its load chain.
-    Rpath { entry: String, dir: PathBuf, of: PathBuf, inherited: bool },
+    Rpath {
+        entry: String,
+        dir: PathBuf,
+        of: PathBuf,
+        inherited: bool,
+    },
     /// A DT_RUNPATH entry of the requester `of`.
-    Runpath { entry: String, dir: PathBuf, of: PathBuf },
+    Runpath {
+        entry: String,
+        dir: PathBuf,
+        of: PathBuf,
+    },
     LdCache,
-    DefaultDir { dir: PathBuf },
+    DefaultDir {
+        dir: PathBuf,
+    },
     /// Listed in ld.so.conf but not in ld.so.cache: ld.so itself would not
     /// look here.
-    LdSoConf { dir: PathBuf },
+    LdSoConf {
+        dir: PathBuf,
+    },
 }
 
 impl fmt::Display for How {
@@ -301,7 +314,8 @@ impl LibrarySearch {
     }
 
     fn triplet_for(&self, arch: &Arch) -> Option<&str> {
-        let is_native = self.native.is_some_and(|n| n.can_load(arch) && ldcache::cache_flags(&n) == ldcache::cache_flags(arch));
+        let is_native =
+            self.native.is_some_and(|n| n.can_load(arch) && ldcache::cache_flags(&n) == ldcache::cache_flags(arch));
         match self.multiarch_triplet() {
             Some(triplet) if is_native => Some(triplet),
             _ => machine_triplet(arch),
@@ -332,7 +346,11 @@ impl LibrarySearch {
         match arch.machine {
             header::EM_X86_64 if !is_64 => "libx32",
             _ if is_64 => "lib64",
-            _ if self.native.is_some_and(|n| n.class == ElfClass::Elf64) && self.host_path(Path::new("/usr/lib32")).is_dir() => "lib32",
+            _ if self.native.is_some_and(|n| n.class == ElfClass::Elf64)
+                && self.host_path(Path::new("/usr/lib32")).is_dir() =>
+            {
+                "lib32"
+            }
             _ => "lib",
         }
     }
@@ -637,8 +655,8 @@ fn components_reversed(path: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolve::elf::tests::{gcc, skip};
     use crate::resolve::elf::read_elf;
+    use crate::resolve::elf::tests::{gcc, skip};
     use std::os::unix::fs::symlink;
     use std::process::Command;
 
@@ -739,9 +757,11 @@ mod tests {
 
     #[test]
     fn how_texts() {
-        let how = How::Runpath { entry: "$ORIGIN/../lib".into(), dir: "/opt/x/bin/../lib".into(), of: "/opt/x/bin/y".into() };
+        let how =
+            How::Runpath { entry: "$ORIGIN/../lib".into(), dir: "/opt/x/bin/../lib".into(), of: "/opt/x/bin/y".into() };
         assert_eq!(how.to_string(), "found in RUNPATH $ORIGIN/../lib of /opt/x/bin/y (= /opt/x/bin/../lib)");
-        let how = How::Rpath { entry: "/opt/lib".into(), dir: "/opt/lib".into(), of: "/usr/bin/p".into(), inherited: false };
+        let how =
+            How::Rpath { entry: "/opt/lib".into(), dir: "/opt/lib".into(), of: "/usr/bin/p".into(), inherited: false };
         assert_eq!(how.to_string(), "found in RPATH /opt/lib of /usr/bin/p");
         assert_eq!(How::DefaultDir { dir: "/usr/lib".into() }.to_string(), "found in the default directory /usr/lib");
     }
@@ -854,10 +874,7 @@ mod tests {
             inherited: false,
         };
         assert_eq!(liba.how, expected_how);
-        assert_eq!(
-            liba.how.to_string(),
-            "found in RPATH $ORIGIN/../lib of /opt/app/bin/prog (= /opt/app/bin/../lib)"
-        );
+        assert_eq!(liba.how.to_string(), "found in RPATH $ORIGIN/../lib of /opt/app/bin/prog (= /opt/app/bin/../lib)");
 
         // liba has no rpath of its own: prog's RPATH is inherited.
         let liba = prog.load(&search, &liba);
@@ -908,7 +925,11 @@ mod tests {
         let libr = search.find("libr.so.1", &prog.requester()).unwrap();
         assert_eq!(
             libr.how,
-            How::Runpath { entry: "${ORIGIN}/../lib".into(), dir: "/opt/rp/bin/../lib".into(), of: "/opt/rp/bin/prog".into() }
+            How::Runpath {
+                entry: "${ORIGIN}/../lib".into(),
+                dir: "/opt/rp/bin/../lib".into(),
+                of: "/opt/rp/bin/prog".into()
+            }
         );
         let libr = prog.load(&search, &libr);
         assert!(libr.loader_rpaths.is_empty());
@@ -961,10 +982,7 @@ mod tests {
         let (found, tried) = search.find_traced("libw.so.1", &prog.requester());
         assert_eq!(found.unwrap().path, Path::new("/opt/mixed/lib64/libw.so.1"));
         let whys: Vec<String> = tried.iter().map(|t| t.why.to_string()).collect();
-        assert_eq!(
-            whys,
-            ["is 32-bit i386, but 64-bit x86-64 is needed", "is not an ELF file", "does not exist"]
-        );
+        assert_eq!(whys, ["is 32-bit i386, but 64-bit x86-64 is needed", "is not an ELF file", "does not exist"]);
         assert_eq!(tried[2].path, Path::new("/opt/mixed/none/libw.so.1"));
     }
 
@@ -987,7 +1005,8 @@ mod tests {
         write_32bit_library(&fake.host("/opt/cached32/libcached.so.1"));
         fs::create_dir_all(fake.host("/etc")).unwrap();
         fs::write(fake.host("/etc/ld.so.conf"), "/opt/cached32\n/opt/cached\n").unwrap();
-        let Some(ldconfig) = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find(|p| Path::new(p).exists()) else {
+        let Some(ldconfig) = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find(|p| Path::new(p).exists())
+        else {
             skip("ldconfig not found");
             return;
         };
@@ -1008,7 +1027,10 @@ mod tests {
         assert_eq!((found.path.as_path(), &found.how), (Path::new("/opt/cached/libcached.so.1"), &How::LdCache));
         // ldconfig always adds the default directories to the cache.
         let found = find("libdef.so.1");
-        assert_eq!((found.path.as_path(), &found.how), (Path::new("/usr/lib/x86_64-linux-gnu/libdef.so.1"), &How::LdCache));
+        assert_eq!(
+            (found.path.as_path(), &found.how),
+            (Path::new("/usr/lib/x86_64-linux-gnu/libdef.so.1"), &How::LdCache)
+        );
         let found = find("libdef2.so.1");
         assert_eq!(found.path, Path::new("/usr/lib/x86_64-linux-gnu/libdef2.so.1"));
         assert_eq!(found.how, How::DefaultDir { dir: "/usr/lib/x86_64-linux-gnu".into() });

@@ -42,6 +42,25 @@ pub fn dirs(profile: &Profile) -> Vec<SkeletonDir> {
     dirs
 }
 
+/// Character devices every program may open: (path, major, minor).
+pub const DEVICES: &[(&str, u32, u32)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// The standard links of /dev: (path, target).
+pub const DEV_LINKS: &[(&str, &str)] = &[
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    ("/dev/ptmx", "pts/ptmx"),
+];
+
 pub fn files(profile: &Profile) -> Vec<SkeletonFile> {
     let user = &profile.user;
     let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");

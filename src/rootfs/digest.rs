@@ -23,8 +23,13 @@ pub fn digest(manifest: &Manifest, hashes: &ContentHashes) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"sandbox-rootfs-v1\0");
     for entry in manifest.entries.values() {
+        let device;
         let content: &[u8] = match &entry.kind {
             Kind::Dir => b"-",
+            Kind::Device { major, minor } => {
+                device = format!("{major}:{minor}");
+                device.as_bytes()
+            }
             Kind::Symlink { target } => target.as_os_str().as_bytes(),
             Kind::File { .. } | Kind::Inline { .. } => hashes.get(&entry.path).map(|h| h.as_bytes()).unwrap_or(b"?"),
         };

@@ -52,6 +52,19 @@ pub fn materialize(root: &Path, manifest: &Manifest, hashes: &ContentHashes, blo
                         .map_err(|e| with_path(e.into(), &entry.path))?;
                 }
             }
+            Kind::Device { major, minor } => {
+                // Only root may make device nodes; a tree built without root has none.
+                if as_root {
+                    let dev = nix::sys::stat::makedev(u64::from(*major), u64::from(*minor));
+                    nix::sys::stat::mknodat(&parent_fd, name, nix::sys::stat::SFlag::S_IFCHR, Mode::from_bits_truncate(entry.mode), dev)
+                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                    fchownat(&parent_fd, name, Some(Uid::from_raw(entry.uid)), Some(Gid::from_raw(entry.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                    // mknod applies the umask: set the mode exactly.
+                    nix::sys::stat::fchmodat(&parent_fd, name, Mode::from_bits_truncate(entry.mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
+                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                }
+            }
             Kind::File { .. } | Kind::Inline { .. } => {
                 let hash = hashes.get(&entry.path).ok_or_else(|| io::Error::other(format!("no content hash for {}", entry.path.display())))?;
                 let blob = blobs.get(entry, hash)?;
