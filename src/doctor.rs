@@ -1,1 +1,1220 @@
-//! placeholder
+//! `sandbox doctor`: what this machine offers the two modes (chroot and
+//! namespace), and the command that fixes what is missing.
+//!
+//! Each check reads a kernel interface or probes for real in a forked child
+//! process. A probe's namespaces and mounts belong to the child and vanish when
+//! it exits, so the doctor leaves nothing behind on the host. A check reports
+//! "ok" only for what it actually tested, and says when something was not tested.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use termcolor::{Color, ColorSpec, WriteColor};
+
+use crate::cgroup::{self, CgroupLayout, CgroupVersion, LimitPlacement, ProblemKind};
+
+/// The id of every check, in report order.
+pub const CHECK_IDS: [&str; 10] = [
+    "kernel",
+    "privileges",
+    "user-namespaces",
+    "unprivileged-user-namespaces",
+    "mount-namespace",
+    "idmapped-mounts",
+    "overlayfs",
+    "seccomp",
+    "cgroups",
+    "state-dir",
+];
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Tested and works.
+    Ok,
+    /// Works partly, or could not be fully tested.
+    Warn,
+    /// Tested and absent.
+    Missing,
+}
+
+/// One check: what was found, what it means for each mode, how to fix it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub status: Status,
+    /// One line: the finding.
+    pub summary: String,
+    /// The evidence, one fact a line.
+    pub found: Vec<String>,
+    /// What it means for `--mode chroot`.
+    pub chroot: String,
+    /// What it means for `--mode namespace`.
+    pub namespace: String,
+    /// Concrete steps (commands) for what is missing; empty when nothing is.
+    pub fix: Vec<String>,
+}
+
+impl Check {
+    fn new(id: &'static str, title: &'static str, status: Status, summary: impl Into<String>) -> Check {
+        Check {
+            id,
+            title,
+            status,
+            summary: summary.into(),
+            found: Vec::new(),
+            chroot: String::new(),
+            namespace: String::new(),
+            fix: Vec::new(),
+        }
+    }
+
+    fn found(mut self, line: impl Into<String>) -> Check {
+        self.found.push(line.into());
+        self
+    }
+
+    fn modes(mut self, chroot: impl Into<String>, namespace: impl Into<String>) -> Check {
+        self.chroot = chroot.into();
+        self.namespace = namespace.into();
+        self
+    }
+
+    fn fix(mut self, line: impl Into<String>) -> Check {
+        self.fix.push(line.into());
+        self
+    }
+
+    fn fixes(mut self, lines: Vec<String>) -> Check {
+        self.fix.extend(lines);
+        self
+    }
+}
+
+/// Everything `sandbox doctor` found. Serializes as `{"checks": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// The worst status of all checks.
+    pub fn worst(&self) -> Status {
+        self.checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
+    }
+}
+
+/// Runs every check on this machine, as the current user.
+pub fn report() -> Report {
+    let host = Host::read();
+    Report {
+        checks: vec![
+            kernel(&host),
+            privileges(&host),
+            user_namespaces(&host),
+            unprivileged_user_namespaces(&host),
+            mount_namespace(&host),
+            idmapped_mounts(&host),
+            overlayfs(&host),
+            seccomp(&host),
+            cgroups(&host),
+            state_dir(&host),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Facts about this process and kernel, read once
+
+type KernelVersion = (u32, u32, u32);
+
+struct Host {
+    release: String,
+    machine: String,
+    version: Option<KernelVersion>,
+    euid: u32,
+    egid: u32,
+    proc_status: String,
+}
+
+impl Host {
+    fn read() -> Host {
+        let (release, machine) = match nix::sys::utsname::uname() {
+            Ok(uts) => (uts.release().to_string_lossy().into_owned(), uts.machine().to_string_lossy().into_owned()),
+            Err(_) => (String::new(), String::new()),
+        };
+        Host {
+            version: parse_kernel_version(&release),
+            release,
+            machine,
+            euid: nix::unistd::geteuid().as_raw(),
+            egid: nix::unistd::getegid().as_raw(),
+            proc_status: std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid == 0
+    }
+
+    fn at_least(&self, wanted: KernelVersion) -> Option<bool> {
+        self.version.map(|v| v >= wanted)
+    }
+
+    /// A field of `/proc/self/status` (`Seccomp`, `CapEff`).
+    fn status_field(&self, name: &str) -> Option<&str> {
+        status_field(&self.proc_status, name)
+    }
+
+    /// Whether the effective capability set holds `bit`; `None` if unknown.
+    fn has_capability(&self, bit: u32) -> Option<bool> {
+        let mask = u64::from_str_radix(self.status_field("CapEff")?, 16).ok()?;
+        Some(mask & (1u64 << bit) != 0)
+    }
+}
+
+/// `6.18.44-fc-v657` -> (6, 18, 44); `5.4` -> (5, 4, 0).
+fn parse_kernel_version(release: &str) -> Option<KernelVersion> {
+    let mut numbers = release.split('.').map(|part| {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    let major = numbers.next()??;
+    let minor = numbers.next()??;
+    let patch = numbers.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+fn read_number(path: &str) -> Option<i64> {
+    read_trimmed(path)?.parse().ok()
+}
+
+fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+const CAP_SYS_CHROOT: u32 = 18;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The uid and gid the unprivileged probes switch to when run as root.
+const NOBODY: u32 = 65534;
+
+fn persist_sysctl(key: &str, value: &str) -> String {
+    format!("keep it after a reboot: echo '{key} = {value}' | sudo tee /etc/sysctl.d/60-sandbox.conf")
+}
+
+// ---------------------------------------------------------------------------
+// kernel
+
+/// Features whose presence follows from the version alone.
+const VERSION_GATES: [(&str, KernelVersion); 4] = [
+    ("user namespaces", (3, 8, 0)),
+    ("cgroup namespaces", (4, 6, 0)),
+    ("overlayfs inside user namespaces", (5, 11, 0)),
+    ("idmapped mounts", (5, 12, 0)),
+];
+
+fn kernel(host: &Host) -> Check {
+    let modes = (
+        "chroot(2) exists on every Linux kernel",
+        "needs user, mount and pid namespaces (3.8+) and cgroup namespaces (4.6+)",
+    );
+    let Some(version) = host.version else {
+        let summary = format!("could not read the kernel version (uname release `{}`)", host.release);
+        return Check::new("kernel", "Kernel", Status::Warn, summary).modes(modes.0, modes.1);
+    };
+    let status = if version >= (4, 6, 0) { Status::Ok } else { Status::Warn };
+    let mut check = Check::new("kernel", "Kernel", status, format!("Linux {} on {}", host.release, host.machine));
+    for (feature, since) in VERSION_GATES {
+        let (major, minor, _) = since;
+        check = check.found(format!("{feature} ({major}.{minor}+): {}", yes_no(Some(version >= since))));
+    }
+    check = check.found("judged by the version only; the checks below test each feature itself").modes(modes.0, modes.1);
+    if status != Status::Ok {
+        check = check.fix("use a kernel 4.6 or newer (any distribution kernel of the last years)");
+    }
+    check
+}
+
+// ---------------------------------------------------------------------------
+// privileges
+
+fn privileges(host: &Host) -> Check {
+    let can_chroot = host.has_capability(CAP_SYS_CHROOT);
+    let can_admin = host.has_capability(CAP_SYS_ADMIN);
+    let (status, summary) = match (host.is_root(), can_chroot, can_admin) {
+        (true, Some(true), Some(true)) => (Status::Ok, "running as root".to_owned()),
+        (true, _, _) => (Status::Warn, "running as root, but without CAP_SYS_ADMIN or CAP_SYS_CHROOT".to_owned()),
+        (false, _, _) => (Status::Warn, format!("running as uid {} (not root)", host.euid)),
+    };
+    let chroot = if can_chroot == Some(true) {
+        "available: chroot(2) needs CAP_SYS_CHROOT, which this process has"
+    } else {
+        "unavailable as this user: chroot(2) needs root (CAP_SYS_CHROOT)"
+    };
+    let namespace = if host.is_root() {
+        "runs as root; the student still gets a new user namespace"
+    } else {
+        "runs without root if unprivileged user namespaces work (checked below)"
+    };
+    let mut check = Check::new("privileges", "Privileges", status, summary)
+        .found(format!("effective uid {}, gid {}", host.euid, host.egid))
+        .found(user_namespace_of_this_process())
+        .found(format!(
+            "effective capabilities: CAP_SYS_CHROOT {}, CAP_SYS_ADMIN {}",
+            yes_no(can_chroot),
+            yes_no(can_admin)
+        ))
+        .modes(chroot, namespace);
+    if !host.is_root() {
+        check = check.fix("for chroot mode run it with sudo: sudo sandbox run --mode chroot");
+    } else if status != Status::Ok {
+        check = check.fix(
+            "give the process CAP_SYS_ADMIN and CAP_SYS_CHROOT (in Docker: --cap-add SYS_ADMIN --cap-add SYS_CHROOT)",
+        );
+    }
+    check
+}
+
+/// Whether this process is in the host's user namespace: root in a nested
+/// one (a rootless container) is not root on the host.
+fn user_namespace_of_this_process() -> String {
+    match read_trimmed("/proc/self/uid_map") {
+        Some(map) if is_initial_uid_map(&map) => "user namespace: the host's own (initial) one".into(),
+        Some(map) => format!(
+            "user namespace: a nested one (uid_map `{}`): root here is not root on the host",
+            map.split_whitespace().collect::<Vec<_>>().join(" ")
+        ),
+        None => "user namespace: unknown (/proc/self/uid_map unreadable)".into(),
+    }
+}
+
+fn is_initial_uid_map(map: &str) -> bool {
+    map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+}
+
+// ---------------------------------------------------------------------------
+// user namespaces
+
+const USER_NS_FILE: &str = "/proc/self/ns/user";
+const MAX_USER_NS: &str = "/proc/sys/user/max_user_namespaces";
+const UNPRIVILEGED_USERNS_CLONE: &str = "/proc/sys/kernel/unprivileged_userns_clone";
+const APPARMOR_RESTRICT_USERNS: &str = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns";
+
+fn user_namespaces(host: &Host) -> Check {
+    let title = "User namespaces";
+    let has_ns_file = Path::new(USER_NS_FILE).exists();
+    let max = read_number(MAX_USER_NS);
+    let found = [
+        format!("{USER_NS_FILE}: {}", if has_ns_file { "present" } else { "absent" }),
+        match max {
+            Some(n) => format!("user.max_user_namespaces = {n}"),
+            None => "user.max_user_namespaces: not present".into(),
+        },
+    ];
+    let modes = ("not used", "required: the student starts in a new user namespace");
+    let check = |status, summary: String| {
+        found.iter().fold(Check::new("user-namespaces", title, status, summary), |c, f| c.found(f.clone())).modes(modes.0, modes.1)
+    };
+    if !has_ns_file {
+        return check(Status::Missing, "the kernel has no user namespaces".into())
+            .fix("use a kernel built with CONFIG_USER_NS=y (every major distribution's is)");
+    }
+    if max == Some(0) {
+        return check(Status::Missing, "disabled: user.max_user_namespaces is 0".into())
+            .fix("sudo sysctl -w user.max_user_namespaces=15000")
+            .fix(persist_sysctl("user.max_user_namespaces", "15000"));
+    }
+    if !host.is_root() {
+        // Root's side cannot be probed from here; the settings are what was checked.
+        return check(Status::Ok, "supported by the kernel (by its settings; not probed as root)".into())
+            .found(format!("not probed as root: running as uid {}; the next check probes as this user", host.euid));
+    }
+    let outcome = probe::user_namespace(None);
+    let (status, summary) = match &outcome {
+        probe::Outcome::Passed(_) => (Status::Ok, "available to root (probed)".to_owned()),
+        probe::Outcome::Failed { setup: false, .. } => (Status::Missing, "root cannot create a user namespace".to_owned()),
+        _ => (Status::Warn, "could not be probed".to_owned()),
+    };
+    let mut result = check(status, summary).found(format!("probe as root: {outcome}"));
+    if status == Status::Missing {
+        result = result.fix(blocked_by_filter_advice());
+    }
+    result
+}
+
+fn unprivileged_user_namespaces(host: &Host) -> Check {
+    let clone = read_number(UNPRIVILEGED_USERNS_CLONE);
+    let apparmor = read_number(APPARMOR_RESTRICT_USERNS);
+    let max = read_number(MAX_USER_NS);
+    let who = if host.is_root() { format!("uid {NOBODY} (nobody)") } else { format!("uid {} (you)", host.euid) };
+    let outcome = if host.is_root() { probe::user_namespace(Some(NOBODY)) } else { probe::user_namespace(None) };
+    let (status, summary) = match &outcome {
+        probe::Outcome::Passed(_) => (Status::Ok, format!("available to users (probed as {who})")),
+        probe::Outcome::Failed { setup: false, .. } => (Status::Missing, "users cannot create user namespaces".to_owned()),
+        _ => (Status::Warn, format!("could not be probed as {who}")),
+    };
+    let namespace = if host.is_root() {
+        "not needed as root; decides whether users can run the namespace mode without sudo"
+    } else {
+        "required to run the namespace mode without root"
+    };
+    let mut check = Check::new("unprivileged-user-namespaces", "Unprivileged user namespaces", status, summary)
+        .found(knob_line("kernel.unprivileged_userns_clone", clone, "(Debian/Ubuntu kernels)"))
+        .found(knob_line("kernel.apparmor_restrict_unprivileged_userns", apparmor, "(AppArmor)"))
+        .found(format!("probe as {who}: {outcome}"))
+        .modes("not used", namespace);
+    if status == Status::Missing {
+        check = check.fixes(unprivileged_userns_fixes(clone, apparmor, max));
+    }
+    check
+}
+
+fn knob_line(key: &str, value: Option<i64>, origin: &str) -> String {
+    match value {
+        Some(v) => format!("{key} = {v}"),
+        None => format!("{key}: not present on this kernel {origin}"),
+    }
+}
+
+fn unprivileged_userns_fixes(clone: Option<i64>, apparmor: Option<i64>, max: Option<i64>) -> Vec<String> {
+    let mut fixes = Vec::new();
+    if clone == Some(0) {
+        fixes.push("sudo sysctl -w kernel.unprivileged_userns_clone=1".into());
+        fixes.push(persist_sysctl("kernel.unprivileged_userns_clone", "1"));
+    }
+    if apparmor == Some(1) {
+        fixes.push("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give the sandbox binary an AppArmor profile with `userns,`)".into());
+        fixes.push(persist_sysctl("kernel.apparmor_restrict_unprivileged_userns", "0"));
+    }
+    if max == Some(0) {
+        fixes.push("sudo sysctl -w user.max_user_namespaces=15000".into());
+        fixes.push(persist_sysctl("user.max_user_namespaces", "15000"));
+    }
+    if fixes.is_empty() {
+        fixes.push(blocked_by_filter_advice());
+    }
+    fixes
+}
+
+fn blocked_by_filter_advice() -> String {
+    "no kernel setting explains it: a seccomp filter or security module refused the call (inside a container? \
+     allow unshare/clone with CLONE_NEWUSER, e.g. Docker's --security-opt seccomp=unconfined)"
+        .into()
+}
+
+// ---------------------------------------------------------------------------
+// mount namespace and pivot_root
+
+fn mount_namespace(host: &Host) -> Check {
+    let as_whom = if host.is_root() { "as root" } else { "as this user, inside a new user namespace" };
+    let outcome = probe::mount_and_pivot_root(host.is_root(), host.euid, host.egid);
+    let (status, summary) = match &outcome {
+        probe::Outcome::Passed(_) => (Status::Ok, format!("a private mount namespace and pivot_root work ({as_whom}, probed)")),
+        probe::Outcome::Failed { .. } => (Status::Missing, format!("a mount namespace with pivot_root fails {as_whom}")),
+        probe::Outcome::NotRun(_) => (Status::Warn, "could not be probed".to_owned()),
+    };
+    let mut check = Check::new("mount-namespace", "Mount namespace and pivot_root", status, summary)
+        .found(format!("probe in a child process ({as_whom}): {outcome}"))
+        .found("the child's mounts lived in its own mount namespace and ended with it")
+        .modes(
+            "not used (chroot mode calls chroot(2) on the host's mount table)",
+            "required: the rootfs is mounted in a private mount namespace and entered with pivot_root",
+        );
+    if status == Status::Missing {
+        check = check.fix(if host.is_root() {
+            blocked_by_filter_advice()
+        } else {
+            "fix unprivileged user namespaces first (above), or run the namespace mode with sudo".into()
+        });
+    }
+    check
+}
+
+// ---------------------------------------------------------------------------
+// idmapped mounts
+
+fn idmapped_mounts(host: &Host) -> Check {
+    let by_version = host.at_least((5, 12, 0));
+    let errno = probe::mount_setattr_errno();
+    let (status, summary) = match errno {
+        libc::ENOSYS => (Status::Missing, "mount_setattr(2) does not exist on this kernel".to_owned()),
+        libc::EPERM => (Status::Warn, "mount_setattr(2) is blocked (EPERM: a seccomp filter?)".to_owned()),
+        _ if by_version == Some(true) => (Status::Ok, "mount_setattr(2) is there (kernel 5.12+)".to_owned()),
+        _ => (Status::Warn, "mount_setattr(2) answers, but the kernel predates 5.12".to_owned()),
+    };
+    let errno_name = format!("{:?}", nix::errno::Errno::from_raw(errno));
+    let mut check = Check::new("idmapped-mounts", "Idmapped mounts", status, summary)
+        .found(format!("kernel 5.12 or newer: {}", yes_no(by_version)))
+        .found(format!("a deliberately invalid mount_setattr(2) call returned {errno_name} (ENOSYS would mean absent)"))
+        .found("not tested: whether the filesystem holding the store supports idmapped mounts")
+        .modes(
+            "not used",
+            "optional: shows the rootfs with shifted owners without copying or chown; the sandbox works without it",
+        );
+    if status == Status::Missing {
+        check = check.fix("optional; needs a kernel 5.12 or newer");
+    }
+    check
+}
+
+// ---------------------------------------------------------------------------
+// overlayfs
+
+fn overlayfs(host: &Host) -> Check {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let loaded = filesystems_list_overlay(&filesystems);
+    let module = overlay_module(&host.release);
+    let modes = (
+        "per-student writable layers over the shared, read-only rootfs need it",
+        "per-student writable layers over the shared, read-only rootfs need it",
+    );
+    let mut check = if loaded {
+        Check::new("overlayfs", "overlayfs", Status::Ok, "available (listed in /proc/filesystems)")
+    } else if let Some(module) = &module {
+        Check::new("overlayfs", "overlayfs", Status::Warn, "not loaded, but the module is installed")
+            .found(format!("module: {}", module.display()))
+            .found("root loads it on the first mount; a mount without root cannot load modules")
+            .fix("sudo modprobe overlay")
+            .fix("load it at every boot: echo overlay | sudo tee /etc/modules-load.d/overlay.conf")
+    } else {
+        Check::new("overlayfs", "overlayfs", Status::Missing, "not in /proc/filesystems and no module found")
+            .fix("use a kernel with CONFIG_OVERLAY_FS (every major distribution's has it)")
+    };
+    if loaded || module.is_some() {
+        let rootless = host.at_least((5, 11, 0));
+        check = check.found(format!("mountable inside a user namespace (kernel 5.11+): {}", yes_no(rootless)));
+    }
+    check.modes(modes.0, modes.1)
+}
+
+fn filesystems_list_overlay(filesystems: &str) -> bool {
+    filesystems.lines().any(|line| line.split_whitespace().last() == Some("overlay"))
+}
+
+fn overlay_module(release: &str) -> Option<PathBuf> {
+    if release.is_empty() {
+        return None;
+    }
+    let dir = Path::new("/lib/modules").join(release).join("kernel/fs/overlayfs");
+    ["overlay.ko", "overlay.ko.xz", "overlay.ko.zst", "overlay.ko.gz"].iter().map(|name| dir.join(name)).find(|p| p.exists())
+}
+
+// ---------------------------------------------------------------------------
+// seccomp
+
+fn seccomp(host: &Host) -> Check {
+    // PR_GET_SECCOMP fails with EINVAL only on a kernel without CONFIG_SECCOMP.
+    // (It would kill a process in strict mode, but one in strict mode could not
+    // be running this code at all.)
+    let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
+    let actions = read_trimmed("/proc/sys/kernel/seccomp/actions_avail");
+    let (status, summary) = match (mode >= 0, &actions) {
+        (true, Some(_)) => (Status::Ok, "seccomp filters are supported"),
+        (true, None) => (Status::Warn, "seccomp is there, but filter mode could not be confirmed"),
+        (false, _) => (Status::Missing, "the kernel has no seccomp"),
+    };
+    let mut check = Check::new("seccomp", "seccomp", status, summary)
+        .found(format!("prctl(PR_GET_SECCOMP) = {mode}"))
+        .found(this_process_filter(host))
+        .modes(
+            "not used",
+            "lets the sandbox filter the student's system calls; namespaces, capabilities and no_new_privs do not depend on it",
+        );
+    if let Some(actions) = actions {
+        check = check.found(format!("filter actions: {actions}"));
+    }
+    if status != Status::Ok {
+        check = check.fix("use a kernel with CONFIG_SECCOMP=y and CONFIG_SECCOMP_FILTER=y");
+    }
+    check
+}
+
+fn this_process_filter(host: &Host) -> String {
+    match (host.status_field("Seccomp"), host.status_field("Seccomp_filters")) {
+        (Some("0"), _) => "this process runs unfiltered (Seccomp: 0)".into(),
+        (Some("2"), filters) => format!(
+            "this process already runs under {} seccomp filter(s) (a container or service?): \
+             what they block is blocked inside the sandbox too",
+            filters.unwrap_or("some")
+        ),
+        (Some(other), _) => format!("Seccomp: {other} in /proc/self/status"),
+        (None, _) => "no Seccomp field in /proc/self/status".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// cgroups
+
+/// The name the doctor shows for the sandbox's cgroup; the real one names the instance.
+const EXAMPLE_CHILD: &str = "sandbox-<name>";
+
+fn cgroups(host: &Host) -> Check {
+    let layout = match cgroup::detect() {
+        Ok(layout) => layout,
+        Err(e) => {
+            return Check::new("cgroups", "Cgroups", Status::Missing, "could not read the cgroup setup")
+                .found(e.to_string())
+                .modes("chroot mode applies no cgroup limits", "no limits can be applied");
+        }
+    };
+    let placements = cgroup::place_limits(&layout, EXAMPLE_CHILD);
+    let usable: Vec<&str> = placements.iter().filter(|p| p.usable()).map(|p| p.limit.controller()).collect();
+    let unusable: Vec<&str> = placements.iter().filter(|p| !p.usable()).map(|p| p.limit.controller()).collect();
+    let (status, summary) = cgroup_verdict(&layout, &usable, &unusable);
+    let mut check = Check::new("cgroups", "Cgroups", status, summary).found(format!("layout: {}", layout.describe()));
+    for line in layout_lines(&layout) {
+        check = check.found(line);
+    }
+    for placement in &placements {
+        check = check.found(placement_line(placement));
+    }
+    let namespace = match (usable.is_empty(), unusable.is_empty()) {
+        (_, true) => "memory, pids and cpu limits are applied".to_owned(),
+        (true, _) => "no limit can be applied: the sandbox runs without them and says so".to_owned(),
+        _ => format!("applied: {}; not applied (the sandbox says so): {}", usable.join(", "), unusable.join(", ")),
+    };
+    check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, &layout, &placements))
+}
+
+fn cgroup_verdict(layout: &CgroupLayout, usable: &[&str], unusable: &[&str]) -> (Status, String) {
+    if usable.is_empty() {
+        return (Status::Missing, format!("{}: no limit can be applied", layout.describe()));
+    }
+    let status = if unusable.is_empty() { Status::Ok } else { Status::Warn };
+    let mut summary = format!("{}: {} can be limited", layout.describe(), usable.join(", "));
+    if !unusable.is_empty() {
+        summary.push_str(&format!("; {} cannot", unusable.join(", ")));
+    }
+    (status, summary)
+}
+
+/// Where the hierarchies that matter for limits are, and the tool's cgroup in each.
+fn layout_lines(layout: &CgroupLayout) -> Vec<String> {
+    let mut lines = Vec::new();
+    for hierarchy in layout.v1_hierarchies() {
+        if !hierarchy.controllers.iter().any(|c| ["memory", "pids", "cpu"].contains(&c.as_str())) {
+            continue;
+        }
+        lines.push(format!(
+            "v1 {} at {}, the tool's cgroup: {}",
+            hierarchy.controllers.join(","),
+            hierarchy.mount.display(),
+            hierarchy.cgroup_path
+        ));
+    }
+    if let Some(unified) = layout.unified() {
+        lines.push(format!(
+            "cgroup2 at {}, the tool's cgroup: {}; controllers it has: {}; enabled for its children: {}",
+            unified.mount.display(),
+            unified.cgroup_path,
+            list_or_none(&unified.available_controllers),
+            list_or_none(&unified.subtree_control)
+        ));
+    }
+    lines
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(" ") }
+}
+
+fn placement_line(placement: &LimitPlacement) -> String {
+    let limit = placement.limit;
+    match (&placement.problem, &placement.limit_file, placement.backend) {
+        (None, Some(file), Some(backend)) => {
+            let mut line = format!("{limit}: {backend}, the limit goes in {}", file.display());
+            if placement.needs_enabling
+                && let Some(parent) = &placement.parent
+            {
+                line.push_str(&format!(" (after enabling {limit} in {}/cgroup.subtree_control)", parent.display()));
+            }
+            line
+        }
+        (Some(problem), _, _) => format!("{limit}: cannot be applied: {}", problem.message),
+        _ => format!("{limit}: unknown"),
+    }
+}
+
+/// Advice for each kind of problem found, once each.
+fn cgroup_fixes(host: &Host, layout: &CgroupLayout, placements: &[LimitPlacement]) -> Vec<String> {
+    let mut fixes: Vec<String> = Vec::new();
+    for placement in placements {
+        let Some(problem) = &placement.problem else { continue };
+        for fix in problem_fixes(host, layout, placement, problem.kind) {
+            if !fixes.contains(&fix) {
+                fixes.push(fix);
+            }
+        }
+    }
+    fixes
+}
+
+fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement, kind: ProblemKind) -> Vec<String> {
+    let controller = placement.limit.controller();
+    let on_v2 = placement.backend == Some(CgroupVersion::V2);
+    match kind {
+        ProblemKind::NoCgroups => vec!["mount cgroup v2: sudo mount -t cgroup2 none /sys/fs/cgroup".into()],
+        ProblemKind::ControllerMissing if on_v2 && !host.is_root() => vec![delegate_to_users()],
+        ProblemKind::ControllerMissing if on_v2 => {
+            let grandparent = placement.parent.as_deref().and_then(Path::parent);
+            let target = grandparent.map_or("the parent cgroup".into(), |p| p.join("cgroup.subtree_control").display().to_string());
+            vec![format!("let the tool's cgroup use it: echo +{controller} | sudo tee {target}")]
+        }
+        ProblemKind::ControllerMissing => vec![
+            format!("mount its v1 hierarchy: sudo mkdir -p /sys/fs/cgroup/{controller} && sudo mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller}"),
+            enable_v2(),
+        ],
+        ProblemKind::InternalProcesses if host.is_root() => {
+            let mount = layout.unified().map_or("/sys/fs/cgroup".into(), |u| u.mount.display().to_string());
+            vec![format!(
+                "start it from the root cgroup, whose children get {controller}: sudo sh -c 'echo $$ > {mount}/cgroup.procs && exec sandbox run ...'"
+            )]
+        }
+        ProblemKind::InternalProcesses => vec![format!(
+            "without root this cannot be fixed from outside: cgroup v2 needs the tool's cgroup free of other processes to pass {controller} down"
+        )],
+        ProblemKind::NotWritable if host.is_root() => {
+            vec!["even root may not write there: a read-only or foreign cgroup mount (a container?)".into()]
+        }
+        ProblemKind::NotWritable if on_v2 => vec![
+            delegate_to_users(),
+            "then start it in a delegated scope: systemd-run --user --scope -p Delegate=yes sandbox run ...".into(),
+        ],
+        ProblemKind::NotWritable => vec![
+            "cgroup v1 has no safe delegation to users: run it with sudo, or switch to cgroup v2".into(),
+            enable_v2(),
+        ],
+        ProblemKind::ReadOnly => {
+            let mount = match placement.backend {
+                Some(CgroupVersion::V1) => layout.v1_hierarchy(controller).map(|h| h.mount.clone()),
+                _ => layout.unified().map(|u| u.mount.clone()),
+            };
+            let mount = mount.map_or("the cgroup mount".into(), |m| m.display().to_string());
+            vec![format!("remount it writable: sudo mount -o remount,rw {mount} (in a container: give it a writable cgroup mount)")]
+        }
+        ProblemKind::NotVisible => {
+            vec!["the tool's cgroup lies outside the mounted tree (a cgroup namespace?): mount the hierarchy that contains it".into()]
+        }
+        ProblemKind::InvalidName => Vec::new(),
+    }
+}
+
+fn delegate_to_users() -> String {
+    "delegate controllers to users' systemd: sudo mkdir -p /etc/systemd/system/user@.service.d && \
+     printf '[Service]\\nDelegate=memory pids cpu\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && \
+     sudo systemctl daemon-reload, then log in again"
+        .into()
+}
+
+fn enable_v2() -> String {
+    "switch to cgroup v2: add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in /etc/default/grub, \
+     run sudo update-grub (or grub2-mkconfig) and reboot"
+        .into()
+}
+
+// ---------------------------------------------------------------------------
+// state directory
+
+fn state_dir(host: &Host) -> Check {
+    let home = crate::state::home();
+    let origin = state_dir_origin(host);
+    let modes = (
+        format!("runs a rootfs built into {}", home.join("store").display()),
+        format!("runs a rootfs built into {}; instances live in {}", home.join("store").display(), home.join("instances").display()),
+    );
+    let (status, summary) = match state_dir_access(&home) {
+        Ok(summary) => (Status::Ok, summary),
+        Err(summary) => (Status::Missing, summary),
+    };
+    let mut check = Check::new("state-dir", "State directory", status, summary)
+        .found(format!("{} ({origin})", home.display()))
+        .modes(modes.0, modes.1);
+    if status == Status::Missing {
+        check = check.fix("point SANDBOX_HOME at a writable directory: export SANDBOX_HOME=$HOME/sandbox");
+        if host.is_root() {
+            check = check.fix(format!("or make it writable: sudo mkdir -p {}", home.display()));
+        } else {
+            check = check.fix(format!("or give it to yourself: sudo chown -R $USER {}", home.display()));
+        }
+    }
+    check
+}
+
+fn state_dir_origin(host: &Host) -> &'static str {
+    if std::env::var_os("SANDBOX_HOME").is_some_and(|v| !v.is_empty()) {
+        "from SANDBOX_HOME"
+    } else if host.is_root() {
+        "the default for root"
+    } else {
+        "the default without root: $XDG_DATA_HOME/sandbox"
+    }
+}
+
+/// Whether the state directory is usable, without creating it: an existing one
+/// must be a writable directory, a missing one needs a writable ancestor.
+fn state_dir_access(home: &Path) -> Result<String, String> {
+    if home.exists() {
+        if !home.is_dir() {
+            return Err(format!("{} exists but is not a directory", home.display()));
+        }
+        return writable_dir(home).map(|()| "exists and is writable".into());
+    }
+    let ancestor = home.ancestors().skip(1).find(|p| p.exists()).unwrap_or(Path::new("/"));
+    writable_dir(ancestor).map(|()| format!("does not exist yet; it can be created in {}", ancestor.display()))
+}
+
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    use nix::fcntl::{AT_FDCWD, AtFlags};
+    use nix::unistd::{AccessFlags, faccessat};
+    faccessat(AT_FDCWD, dir, AccessFlags::W_OK | AccessFlags::X_OK, AtFlags::AT_EACCESS)
+        .map_err(|e| format!("{} is not writable ({})", dir.display(), e.desc()))
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+/// Writes the report for people: one line a check with its mark, then the
+/// evidence, the meaning for each mode and the fixes, indented.
+pub fn render(report: &Report, out: &mut dyn WriteColor) -> io::Result<()> {
+    for check in &report.checks {
+        render_check(check, out)?;
+    }
+    render_summary(report, out)
+}
+
+fn mark(status: Status) -> (&'static str, Color) {
+    match status {
+        Status::Ok => ("✓", Color::Green),
+        Status::Warn => ("!", Color::Yellow),
+        Status::Missing => ("✗", Color::Red),
+    }
+}
+
+fn render_check(check: &Check, out: &mut dyn WriteColor) -> io::Result<()> {
+    let (symbol, color) = mark(check.status);
+    out.set_color(ColorSpec::new().set_fg(Some(color)).set_bold(true))?;
+    write!(out, "[{symbol}]")?;
+    out.set_color(ColorSpec::new().set_bold(true))?;
+    write!(out, " {}", check.title)?;
+    out.reset()?;
+    writeln!(out, ": {}", check.summary)?;
+    for line in &check.found {
+        writeln!(out, "    • {line}")?;
+    }
+    writeln!(out, "    chroot mode:    {}", check.chroot)?;
+    writeln!(out, "    namespace mode: {}", check.namespace)?;
+    for fix in &check.fix {
+        out.set_color(ColorSpec::new().set_fg(Some(Color::Cyan)).set_bold(true))?;
+        write!(out, "    fix:")?;
+        out.reset()?;
+        writeln!(out, " {fix}")?;
+    }
+    Ok(())
+}
+
+fn render_summary(report: &Report, out: &mut dyn WriteColor) -> io::Result<()> {
+    let count = |status| report.checks.iter().filter(|c| c.status == status).count();
+    let (warn, missing) = (count(Status::Warn), count(Status::Missing));
+    writeln!(out)?;
+    if warn + missing == 0 {
+        out.set_color(ColorSpec::new().set_fg(Some(Color::Green)).set_bold(true))?;
+        write!(out, "No issues found.")?;
+    } else {
+        out.set_color(ColorSpec::new().set_bold(true))?;
+        write!(out, "{} check(s) need attention: {missing} missing, {warn} warning(s).", warn + missing)?;
+    }
+    out.reset()?;
+    writeln!(out)
+}
+
+// ---------------------------------------------------------------------------
+// Probes in a child process
+
+mod probe {
+    //! Each probe runs its steps in a forked child. The child only makes system
+    //! calls prepared by the parent (no allocation, no locks: the parent may be
+    //! multi-threaded), writes the outcome to a pipe and `_exit`s: it never
+    //! returns into the caller's code. The parent reaps it. Whatever the child
+    //! created (namespaces, mounts) dies with it.
+
+    use std::ffi::CString;
+    use std::fmt;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    use nix::errno::Errno;
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, Pid};
+
+    type Call = Box<dyn Fn() -> Result<(), i32>>;
+
+    /// One system call of a probe.
+    pub struct Step {
+        /// The shell equivalent, for the report.
+        label: &'static str,
+        /// Preparation (becoming another user) rather than the thing tested: its
+        /// failure means "not tested", not "missing".
+        setup: bool,
+        call: Call,
+    }
+
+    fn step(label: &'static str, call: impl Fn() -> Result<(), i32> + 'static) -> Step {
+        Step { label, setup: false, call: Box::new(call) }
+    }
+
+    fn setup(label: &'static str, call: impl Fn() -> Result<(), i32> + 'static) -> Step {
+        Step { label, setup: true, call: Box::new(call) }
+    }
+
+    /// How a probe ended.
+    pub enum Outcome {
+        Passed(Vec<&'static str>),
+        Failed { label: &'static str, setup: bool, errno: i32 },
+        /// It could not run, or the child died without reporting.
+        NotRun(String),
+    }
+
+    impl fmt::Display for Outcome {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Outcome::Passed(labels) => write!(f, "passed: {}", labels.join(" → ")),
+                Outcome::Failed { label, setup, errno } => {
+                    let errno = Errno::from_raw(*errno);
+                    let role = if *setup { " (preparation, so not tested)" } else { "" };
+                    write!(f, "`{label}` failed{role}: {errno:?} ({})", errno.desc())
+                }
+                Outcome::NotRun(why) => write!(f, "not run: {why}"),
+            }
+        }
+    }
+
+    /// unshare(CLONE_NEWUSER) and a uid/gid map of one id, as the current user
+    /// (`as_user` None) or, from root, as `as_user` without any privilege.
+    pub fn user_namespace(as_user: Option<u32>) -> Outcome {
+        let (uid, gid) = match as_user {
+            Some(id) => (id, id),
+            None => (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()),
+        };
+        let mut steps = Vec::new();
+        if let Some(id) = as_user {
+            steps.extend(drop_to(id));
+        }
+        steps.push(step("unshare --user", || check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })));
+        steps.extend(write_id_maps(uid, gid));
+        run(steps)
+    }
+
+    /// What the namespace mode does to enter a rootfs, on a tmpfs in a fresh
+    /// temporary directory: a new mount namespace (inside a new user namespace
+    /// without root), private propagation, mount, pivot_root, detach the old root.
+    pub fn mount_and_pivot_root(is_root: bool, uid: u32, gid: u32) -> Outcome {
+        let dir = match tempfile::Builder::new().prefix("sandbox-doctor-").tempdir() {
+            Ok(dir) => dir,
+            Err(e) => return Outcome::NotRun(format!("no temporary directory: {e}")),
+        };
+        let (Some(new_root), Some(put_old)) = (c_path(dir.path()), c_path(&dir.path().join("old"))) else {
+            return Outcome::NotRun("temporary directory path contains a NUL byte".into());
+        };
+        let mut steps = Vec::new();
+        if is_root {
+            steps.push(step("unshare --mount", || check(unsafe { libc::unshare(libc::CLONE_NEWNS) })));
+        } else {
+            let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
+            steps.push(step("unshare --user --mount", move || check(unsafe { libc::unshare(flags) })));
+            steps.extend(write_id_maps(uid, gid));
+        }
+        steps.extend(enter_tmpfs_root(new_root, put_old));
+        // `dir` outlives the child; it is removed (empty, as the host sees it) on return.
+        run(steps)
+    }
+
+    fn enter_tmpfs_root(new_root: CString, put_old: CString) -> Vec<Step> {
+        let (root_for_mount, root_for_pivot) = (new_root.clone(), new_root);
+        let (old_for_mkdir, old_for_pivot) = (put_old.clone(), put_old);
+        vec![
+            step("mount --make-rprivate /", || {
+                let flags = libc::MS_REC | libc::MS_PRIVATE;
+                check(unsafe { libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) })
+            }),
+            step("mount -t tmpfs tmpfs DIR", move || {
+                let flags = libc::MS_NOSUID | libc::MS_NODEV;
+                let data = c"size=1m,mode=0755";
+                check(unsafe { libc::mount(c"tmpfs".as_ptr(), root_for_mount.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) })
+            }),
+            step("mkdir DIR/old", move || check(unsafe { libc::mkdir(old_for_mkdir.as_ptr(), 0o700) })),
+            step("pivot_root DIR DIR/old", move || {
+                check_long(unsafe { libc::syscall(libc::SYS_pivot_root, root_for_pivot.as_ptr(), old_for_pivot.as_ptr()) })
+            }),
+            step("cd /", || check(unsafe { libc::chdir(c"/".as_ptr()) })),
+            step("umount -l /old", || check(unsafe { libc::umount2(c"/old".as_ptr(), libc::MNT_DETACH) })),
+        ]
+    }
+
+    /// Drops every privilege of root: no groups, then gid and uid `id`.
+    fn drop_to(id: u32) -> Vec<Step> {
+        vec![
+            setup("setgroups []", || check(unsafe { libc::setgroups(0, std::ptr::null()) })),
+            setup("setgid nobody", move || check(unsafe { libc::setgid(id) })),
+            setup("setuid nobody", move || check(unsafe { libc::setuid(id) })),
+        ]
+    }
+
+    /// Maps root in the new user namespace to `uid`/`gid` outside, as a
+    /// process without privilege may (setgroups must be denied first).
+    fn write_id_maps(uid: u32, gid: u32) -> Vec<Step> {
+        let uid_map = format!("0 {uid} 1\n").into_bytes();
+        let gid_map = format!("0 {gid} 1\n").into_bytes();
+        vec![
+            step("echo deny > /proc/self/setgroups", || write_file(c"/proc/self/setgroups", b"deny")),
+            step("write /proc/self/uid_map", move || write_file(c"/proc/self/uid_map", &uid_map)),
+            step("write /proc/self/gid_map", move || write_file(c"/proc/self/gid_map", &gid_map)),
+        ]
+    }
+
+    /// The errno of a deliberately invalid mount_setattr(2) call (size 0):
+    /// EINVAL when the call exists, ENOSYS when it does not. It changes nothing.
+    pub fn mount_setattr_errno() -> i32 {
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                -1 as libc::c_long,
+                c"".as_ptr(),
+                0 as libc::c_long,
+                std::ptr::null_mut::<libc::c_void>(),
+                0 as libc::c_long,
+            )
+        };
+        if ret < 0 { Errno::last_raw() } else { 0 }
+    }
+
+    fn c_path(path: &Path) -> Option<CString> {
+        CString::new(path.as_os_str().as_bytes()).ok()
+    }
+
+    fn check(ret: libc::c_int) -> Result<(), i32> {
+        if ret < 0 { Err(Errno::last_raw()) } else { Ok(()) }
+    }
+
+    fn check_long(ret: libc::c_long) -> Result<(), i32> {
+        if ret < 0 { Err(Errno::last_raw()) } else { Ok(()) }
+    }
+
+    fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        check(fd)?;
+        let written = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        let result = match usize::try_from(written) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) => Err(libc::EIO),
+            Err(_) => Err(Errno::last_raw()),
+        };
+        unsafe { libc::close(fd) };
+        result
+    }
+
+    /// Runs `steps` in a forked child and returns how far it got.
+    fn run(steps: Vec<Step>) -> Outcome {
+        // CLOEXEC: a process another thread spawns meanwhile must not inherit
+        // the write end, or the read below would wait for that process too.
+        let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(ends) => ends,
+            Err(e) => return Outcome::NotRun(format!("pipe: {}", e.desc())),
+        };
+        // SAFETY: the child runs only the prepared steps (system calls, no
+        // allocation) and leaves through `_exit`.
+        match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Child) => child(&steps, &write_end),
+            Ok(ForkResult::Parent { child }) => {
+                drop(write_end);
+                let report = read_report(read_end);
+                let status = reap(child);
+                decode(&steps, report, status)
+            }
+            Err(e) => Outcome::NotRun(format!("fork: {}", e.desc())),
+        }
+    }
+
+    /// The child's whole life: run the steps, report `[failed step + 1 or 0, errno]`, `_exit`.
+    fn child(steps: &[Step], report: &OwnedFd) -> ! {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| first_failure(steps)));
+        let (index, errno) = result.unwrap_or((-1, 0));
+        let mut message = [0u8; 8];
+        message[..4].copy_from_slice(&index.to_ne_bytes());
+        message[4..].copy_from_slice(&errno.to_ne_bytes());
+        unsafe {
+            libc::write(report.as_raw_fd(), message.as_ptr().cast(), message.len());
+            libc::_exit(0)
+        }
+    }
+
+    fn first_failure(steps: &[Step]) -> (i32, i32) {
+        for (i, step) in steps.iter().enumerate() {
+            if let Err(errno) = (step.call)() {
+                return (i32::try_from(i + 1).unwrap_or(i32::MAX), errno);
+            }
+        }
+        (0, 0)
+    }
+
+    fn read_report(read_end: OwnedFd) -> Option<(i32, i32)> {
+        let mut message = [0u8; 8];
+        std::fs::File::from(read_end).read_exact(&mut message).ok()?;
+        let index = i32::from_ne_bytes(message[..4].try_into().ok()?);
+        let errno = i32::from_ne_bytes(message[4..].try_into().ok()?);
+        Some((index, errno))
+    }
+
+    fn reap(child: Pid) -> Option<WaitStatus> {
+        loop {
+            match waitpid(child, None) {
+                Err(Errno::EINTR) => continue,
+                other => return other.ok(),
+            }
+        }
+    }
+
+    fn decode(steps: &[Step], report: Option<(i32, i32)>, status: Option<WaitStatus>) -> Outcome {
+        match report {
+            Some((0, _)) => Outcome::Passed(steps.iter().map(|s| s.label).collect()),
+            Some((index, errno)) if index > 0 => match steps.get(index as usize - 1) {
+                Some(step) => Outcome::Failed { label: step.label, setup: step.setup, errno },
+                None => Outcome::NotRun("the child reported an unknown step".into()),
+            },
+            Some(_) => Outcome::NotRun("the probe panicked in the child".into()),
+            None => Outcome::NotRun(format!("the child died without reporting ({status:?})")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctor_report_runs_and_has_every_check() {
+        let report = report();
+        let ids: Vec<&str> = report.checks.iter().map(|c| c.id).collect();
+        assert_eq!(ids, CHECK_IDS);
+        for check in &report.checks {
+            assert!(!check.summary.is_empty(), "{}", check.id);
+            assert!(!check.chroot.is_empty() && !check.namespace.is_empty(), "{}", check.id);
+            if check.status != Status::Ok {
+                assert!(!check.fix.is_empty() || check.id == "user-namespaces", "{} has no fix", check.id);
+            }
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["checks"].as_array().unwrap().len(), CHECK_IDS.len());
+        assert!(["ok", "warn", "missing"].contains(&json["checks"][0]["status"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn doctor_render_without_color_names_every_check() {
+        let report = report();
+        let mut out = termcolor::NoColor::new(Vec::new());
+        render(&report, &mut out).unwrap();
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        for check in &report.checks {
+            assert!(text.contains(check.title), "{} missing from:\n{text}", check.title);
+        }
+        assert!(!text.contains('\u{1b}'), "no escape codes without color");
+    }
+
+    #[test]
+    fn doctor_render_marks_each_status() {
+        let report = Report {
+            checks: vec![
+                Check::new("a", "Alpha", Status::Ok, "fine").modes("c", "n"),
+                Check::new("b", "Beta", Status::Warn, "partly").modes("c", "n").fix("do this"),
+                Check::new("c", "Gamma", Status::Missing, "absent").modes("c", "n").fix("do that"),
+            ],
+        };
+        let mut out = termcolor::NoColor::new(Vec::new());
+        render(&report, &mut out).unwrap();
+        let text = String::from_utf8(out.into_inner()).unwrap();
+        assert!(text.contains("[✓] Alpha: fine"));
+        assert!(text.contains("[!] Beta: partly"));
+        assert!(text.contains("[✗] Gamma: absent"));
+        assert!(text.contains("    fix: do that"));
+        assert!(text.contains("2 check(s) need attention: 1 missing, 1 warning(s)."));
+        assert_eq!(report.worst(), Status::Missing);
+    }
+
+    #[test]
+    fn doctor_parses_kernel_versions() {
+        assert_eq!(parse_kernel_version("6.18.44-fc-v657"), Some((6, 18, 44)));
+        assert_eq!(parse_kernel_version("5.4"), Some((5, 4, 0)));
+        assert_eq!(parse_kernel_version("4.19.0-rc1"), Some((4, 19, 0)));
+        assert_eq!(parse_kernel_version(""), None);
+        assert_eq!(parse_kernel_version("x.y"), None);
+    }
+
+    #[test]
+    fn doctor_reads_status_fields_and_capabilities() {
+        let host = Host {
+            release: "6.1.0".into(),
+            machine: "x86_64".into(),
+            version: Some((6, 1, 0)),
+            euid: 0,
+            egid: 0,
+            proc_status: "Name:\tx\nCapEff:\t000001ffffffffff\nSeccomp:\t2\nSeccomp_filters:\t1\n".into(),
+        };
+        assert_eq!(host.has_capability(CAP_SYS_ADMIN), Some(true));
+        assert_eq!(host.status_field("Seccomp"), Some("2"));
+        assert!(this_process_filter(&host).contains("1 seccomp filter"));
+        let unprivileged = Host { proc_status: "CapEff:\t0000000000000000\n".into(), ..host };
+        assert_eq!(unprivileged.has_capability(CAP_SYS_CHROOT), Some(false));
+    }
+
+    #[test]
+    fn doctor_recognises_the_initial_user_namespace() {
+        assert!(is_initial_uid_map("         0          0 4294967295"));
+        assert!(!is_initial_uid_map("         0       1000          1"));
+    }
+
+    #[test]
+    fn doctor_finds_overlay_in_proc_filesystems() {
+        assert!(filesystems_list_overlay("nodev\tsysfs\nnodev\toverlay\n\text4\n"));
+        assert!(!filesystems_list_overlay("nodev\tsysfs\n\text4\n"));
+    }
+
+    #[test]
+    fn doctor_advises_each_sysctl_that_blocks_user_namespaces() {
+        let fixes = unprivileged_userns_fixes(Some(0), Some(1), Some(0)).join("\n");
+        assert!(fixes.contains("sysctl -w kernel.unprivileged_userns_clone=1"));
+        assert!(fixes.contains("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"));
+        assert!(fixes.contains("sysctl -w user.max_user_namespaces=15000"));
+        assert!(unprivileged_userns_fixes(None, None, Some(100))[0].contains("seccomp"));
+    }
+
+    #[test]
+    fn doctor_state_dir_needs_a_writable_ancestor() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(state_dir_access(tmp.path()).is_ok());
+        assert!(state_dir_access(&tmp.path().join("a/b")).unwrap().contains("does not exist yet"));
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(state_dir_access(&file).is_err());
+    }
+}

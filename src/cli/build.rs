@@ -35,13 +35,17 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
     let progress = progress_bar(json);
     let hashes = store.hash_contents(&manifest, &progress)?;
     let digest = digest::digest(&manifest, &hashes);
-    let lock = Lock::new(&profile.name, &digest, &manifest, &hashes, &dpkg);
     let lock_file = lock_path(&profile);
+    // The lock is read first: when its digest matches, it is already right and
+    // dpkg (slow to read) need not be asked which package each file came from.
+    let existing = Lock::read(&lock_file);
+    let current = existing.as_ref().is_ok_and(|l| l.digest == digest);
     if locked {
-        let expected = Lock::read(&lock_file).map_err(|e| Failure {
+        let expected = existing.map_err(|e| Failure {
             message: format!("{e}\n  fix: run `sandbox build {spec}` once without --locked to write the lock file"),
         })?;
-        if expected.digest != digest {
+        if !current {
+            let lock = Lock::new(&profile.name, &digest, &manifest, &hashes, &dpkg);
             return Err(Failure {
                 message: format!(
                     "this host would give a different environment than {} (digest {} instead of {})\n{}  fix: install the package versions the lock names, or rebuild without --locked to accept the new files",
@@ -54,8 +58,8 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
         }
     }
     let built = store.build(&profile.name, &manifest, &hashes, started, &progress)?;
-    if !locked {
-        write_lock(&lock_file, &lock)?;
+    if !current {
+        write_lock(&lock_file, &Lock::new(&profile.name, &digest, &manifest, &hashes, &dpkg))?;
     }
     if let Some(out) = out {
         store.export(&manifest, &hashes, out).map_err(|e| Failure { message: format!("--out {}: {e}", out.display()) })?;
@@ -113,9 +117,6 @@ fn file_size(entry: &crate::resolve::Entry) -> Option<u64> {
 
 fn write_lock(path: &Path, lock: &Lock) -> Result<(), Failure> {
     let text = lock.to_toml();
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(()); // unchanged: leave its timestamp alone
-    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Failure { message: format!("{}: {e}", path.display()) })?;
     tmp.write_all(text.as_bytes())?;

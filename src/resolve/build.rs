@@ -203,6 +203,17 @@ impl<'h> Resolver<'h> {
     /// the catalogs of text domains that belong to them (by program name, or
     /// by the dpkg package that installed them), and glibc's own.
     fn add_message_catalogs(&mut self, profile: &Profile) {
+        let catalogs: Vec<(PathBuf, &Located<String>)> = profile
+            .rootfs
+            .locales
+            .iter()
+            .flat_map(|wanted| locale::message_languages(&wanted.value).into_iter().map(move |lang| (lang, wanted)))
+            .map(|(lang, wanted)| (Path::new("/usr/share/locale").join(lang).join("LC_MESSAGES"), wanted))
+            .filter(|(dir, _)| dir.is_dir())
+            .collect();
+        if catalogs.is_empty() {
+            return; // C.UTF-8 and friends: nothing to translate, no need to ask dpkg
+        }
         let mut domains: BTreeSet<String> = ["libc".to_string()].into();
         for (name, _) in &self.programs {
             domains.insert(name.clone());
@@ -214,15 +225,12 @@ impl<'h> Resolver<'h> {
                 }
             }
         }
-        for wanted in &profile.rootfs.locales {
-            for lang in locale::message_languages(&wanted.value) {
-                let dir = Path::new("/usr/share/locale").join(&lang).join("LC_MESSAGES");
-                for domain in &domains {
-                    let catalog = dir.join(format!("{domain}.mo"));
-                    if catalog.is_file() {
-                        let what = format!("translations ({domain}.mo) for locale {}", wanted.value);
-                        let _ = self.add_host_path(&catalog, Reason::Requested { what, origin: wanted.origin.clone() });
-                    }
+        for (dir, wanted) in catalogs {
+            for domain in &domains {
+                let catalog = dir.join(format!("{domain}.mo"));
+                if catalog.is_file() {
+                    let what = format!("translations ({domain}.mo) for locale {}", wanted.value);
+                    let _ = self.add_host_path(&catalog, Reason::Requested { what, origin: wanted.origin.clone() });
                 }
             }
         }

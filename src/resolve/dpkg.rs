@@ -7,8 +7,15 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-#[derive(Default)]
+/// Loaded on first use: reading every package's file list costs more than a
+/// warm build, and most builds never ask.
 pub struct Dpkg {
+    root: PathBuf,
+    db: std::sync::OnceLock<Database>,
+}
+
+#[derive(Default)]
+struct Database {
     /// Package name (without `:arch`) -> files it installed, as dpkg lists them.
     files: HashMap<String, Vec<PathBuf>>,
     /// File path -> index into `packages`.
@@ -18,9 +25,47 @@ pub struct Dpkg {
 }
 
 impl Dpkg {
-    /// Read `root/var/lib/dpkg`. Missing or unreadable: an empty database.
+    /// The database under `root/var/lib/dpkg`, read when first asked.
     pub fn load(root: &Path) -> Dpkg {
-        let mut db = Dpkg::default();
+        Dpkg { root: root.to_path_buf(), db: std::sync::OnceLock::new() }
+    }
+
+    fn db(&self) -> &Database {
+        self.db.get_or_init(|| Database::read(&self.root))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.db().files.is_empty()
+    }
+
+    /// "bash 5.2.15-2+b7" for a host path, trying the merged-/usr aliases dpkg
+    /// may have recorded instead (/bin/bash for /usr/bin/bash and back).
+    pub fn package_of(&self, path: &Path) -> Option<String> {
+        let db = self.db();
+        let index = aliases(path).iter().find_map(|p| db.owner.get(p))?;
+        let name = &db.packages[*index];
+        Some(match db.versions.get(name) {
+            Some(v) => format!("{name} {v}"),
+            None => name.clone(),
+        })
+    }
+
+    /// Names of installed packages matching a glob (`gcc-[0-9]*`), sorted.
+    pub fn packages_matching(&self, pattern: &glob::Pattern) -> Vec<&str> {
+        let mut names: Vec<&str> = self.db().files.keys().map(String::as_str).filter(|n| pattern.matches(n)).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub fn files_of(&self, package: &str) -> &[PathBuf] {
+        self.db().files.get(package).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+impl Database {
+    /// Missing or unreadable: an empty database.
+    fn read(root: &Path) -> Database {
+        let mut db = Database::default();
         let info = root.join("var/lib/dpkg/info");
         let Ok(dir) = fs::read_dir(&info) else { return db };
         let mut lists: Vec<PathBuf> = dir
@@ -46,31 +91,6 @@ impl Dpkg {
         db
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
-    /// "bash 5.2.15-2+b7" for a host path, trying the merged-/usr aliases dpkg
-    /// may have recorded instead (/bin/bash for /usr/bin/bash and back).
-    pub fn package_of(&self, path: &Path) -> Option<String> {
-        let index = aliases(path).iter().find_map(|p| self.owner.get(p))?;
-        let name = &self.packages[*index];
-        Some(match self.versions.get(name) {
-            Some(v) => format!("{name} {v}"),
-            None => name.clone(),
-        })
-    }
-
-    /// Names of installed packages matching a glob (`gcc-[0-9]*`), sorted.
-    pub fn packages_matching(&self, pattern: &glob::Pattern) -> Vec<&str> {
-        let mut names: Vec<&str> = self.files.keys().map(String::as_str).filter(|n| pattern.matches(n)).collect();
-        names.sort_unstable();
-        names
-    }
-
-    pub fn files_of(&self, package: &str) -> &[PathBuf] {
-        self.files.get(package).map(Vec::as_slice).unwrap_or(&[])
-    }
 }
 
 fn aliases(path: &Path) -> Vec<PathBuf> {

@@ -53,6 +53,13 @@ pub fn ok(cmd: &mut Command) -> String {
     stdout(&output)
 }
 
+/// A copy of tests/data/NAME in the target directory: `build` writes the lock
+/// file beside the profile, and tests must not write into the source tree.
 pub fn profile_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join(name);
+    std::fs::copy(&source, &copy).unwrap();
+    copy
 }
