@@ -571,7 +571,9 @@ impl AccessCheck for EffectiveAccess {
     fn check_write(&self, path: &Path) -> Result<(), String> {
         use nix::fcntl::{AT_FDCWD, AtFlags};
         use nix::unistd::{AccessFlags, faccessat};
-        faccessat(AT_FDCWD, path, AccessFlags::W_OK, AtFlags::AT_EACCESS)
+        // Creating an entry in a directory also needs search permission.
+        let mode = if path.is_dir() { AccessFlags::W_OK | AccessFlags::X_OK } else { AccessFlags::W_OK };
+        faccessat(AT_FDCWD, path, mode, AtFlags::AT_EACCESS)
             .map_err(|errno| format!("{} is not writable ({}){}", path.display(), errno.desc(), owner_note(path)))
     }
 }

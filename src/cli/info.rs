@@ -20,7 +20,15 @@ pub fn profiles() -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exit status 0 when nothing is missing, 1 when something is (so scripts can
+/// check a machine before class), the tool's own failures 125.
 pub fn doctor(json: bool) -> Result<ExitCode, Failure> {
-    let _ = json;
-    Err(Failure { message: "doctor is being wired".into() })
+    let report = crate::doctor::report();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        crate::doctor::render(&report, &mut stream(Stream::Stdout))?;
+    }
+    let missing = report.checks.iter().any(|c| c.status == crate::doctor::Status::Missing);
+    Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
