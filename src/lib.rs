@@ -10,3 +10,5 @@ pub mod state;
 pub mod cli;
 pub mod cgroup;
 pub mod doctor;
+pub mod isolate;
+pub mod plan;

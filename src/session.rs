@@ -1,0 +1,113 @@
+//! A session: everything gathered from the host before a sandbox starts (the
+//! cgroup placement, an id range of its own), turned into the plan that
+//! `run`, `explain` and `--dry-run` share.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::{self, CgroupManager};
+use crate::plan::{self, CgroupWrite, IdMapping, Input, Plan};
+use crate::profile::{Mode, Profile};
+
+/// Host ids of sandboxes start here: far above any real user, below the
+/// kernel's limit, one range of 65536 per running sandbox.
+pub const ID_BASE: u32 = 1_000_000_000;
+pub const ID_SLOTS: u32 = 4096;
+
+pub struct Session {
+    pub plan: Plan,
+    pub cgroup: Option<Box<dyn CgroupManager>>,
+    /// Things that will not be as the profile asks, said before starting.
+    pub warnings: Vec<String>,
+    /// Held while the sandbox runs: its id range is not given to another.
+    _lease: Option<File>,
+}
+
+pub struct Request<'a> {
+    pub profile: &'a Profile,
+    pub mode: Mode,
+    pub rootfs: PathBuf,
+    pub command: Vec<String>,
+    /// A name for the cgroup (`run-<pid>`, or the instance's).
+    pub name: String,
+    /// Build the plan only: no cgroup is created, no id range is taken.
+    pub dry_run: bool,
+}
+
+pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
+    let profile = request.profile;
+    let mut warnings = Vec::new();
+    let root = nix::unistd::geteuid().is_root();
+    let (ids, lease) = if request.dry_run {
+        (IdMapping::Range { host_base: ID_BASE }, None)
+    } else if root {
+        let (base, lease) = lease_id_range(state)?;
+        (IdMapping::Range { host_base: base }, Some(lease))
+    } else {
+        let inside = profile.user.uid;
+        (IdMapping::Single { inside, host_uid: nix::unistd::getuid().as_raw(), host_gid: nix::unistd::getgid().as_raw() }, None)
+    };
+    let limits = cgroup::Limits { memory: profile.limits.memory, pids: profile.limits.pids, cpu: profile.limits.cpu };
+    let wants_limits = limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some();
+    let mut manager = None;
+    if request.mode == Mode::Namespace && wants_limits {
+        match cgroup::detect().map_err(|e| e.to_string()).and_then(|layout| cgroup::manager_for(&layout, &request.name, &limits).map_err(|problems| problems.join("; "))) {
+            Ok(m) => manager = Some(m),
+            Err(why) => warnings.push(format!("the limits of [limits] will not be applied: {why}")),
+        }
+    }
+    if request.mode == Mode::Chroot && wants_limits {
+        warnings.push("chroot mode applies no [limits]: use --mode namespace for memory, pids and cpu limits".into());
+    }
+    let (cgroup_dirs, cgroup_writes, cgroup_procs) = match &manager {
+        Some(m) => (
+            m.dirs(),
+            m.planned_writes(&limits).into_iter().map(|(file, value)| CgroupWrite { file, value }).collect(),
+            m.procs_files(),
+        ),
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    let input = Input {
+        profile,
+        mode: request.mode,
+        rootfs: request.rootfs.clone(),
+        command: request.command.clone(),
+        term: std::env::var("TERM").ok(),
+        ids,
+        idmapped: root && idmapped_mounts_supported(),
+        cgroup_dirs,
+        cgroup_writes,
+        cgroup_procs,
+    };
+    if !root && request.mode == Mode::Namespace {
+        warnings.push(format!(
+            "running without root: only your own uid is mapped (to {} inside), so the rootfs's files show your ownership",
+            profile.user.uid
+        ));
+    }
+    Ok(Session { plan: plan::build(&input), cgroup: if request.dry_run { None } else { manager }, warnings, _lease: lease })
+}
+
+/// Idmapped mounts came with Linux 5.12.
+fn idmapped_mounts_supported() -> bool {
+    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 12)
+}
+
+/// Take the first free id range: a lock file per range, held with flock for
+/// as long as the sandbox runs, so a crash frees it by itself.
+fn lease_id_range(state: &Path) -> std::io::Result<(u32, File)> {
+    use std::os::fd::AsRawFd;
+    let dir = state.join("run/ids");
+    std::fs::create_dir_all(&dir)?;
+    for slot in 0..ID_SLOTS {
+        let file = File::options().create(true).truncate(false).write(true).open(dir.join(format!("{slot}.lock")))?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok((ID_BASE + slot * plan::ID_RANGE, file));
+        }
+    }
+    Err(std::io::Error::other(format!("all {ID_SLOTS} id ranges are in use")))
+}
