@@ -12,3 +12,4 @@ pub mod cgroup;
 pub mod doctor;
 pub mod isolate;
 pub mod plan;
+pub mod session;

@@ -51,7 +51,10 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let wants_limits = limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some();
     let mut manager = None;
     if request.mode == Mode::Namespace && wants_limits {
-        match cgroup::detect().map_err(|e| e.to_string()).and_then(|layout| cgroup::manager_for(&layout, &request.name, &limits).map_err(|problems| problems.join("; "))) {
+        let manager_result = cgroup::detect().map_err(|e| e.to_string()).and_then(|layout| {
+            cgroup::manager_for(&layout, &request.name, &limits).map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+        });
+        match manager_result {
             Ok(m) => manager = Some(m),
             Err(why) => warnings.push(format!("the limits of [limits] will not be applied: {why}")),
         }
@@ -62,7 +65,7 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let (cgroup_dirs, cgroup_writes, cgroup_procs) = match &manager {
         Some(m) => (
             m.dirs(),
-            m.planned_writes(&limits).into_iter().map(|(file, value)| CgroupWrite { file, value }).collect(),
+            m.planned_enabling().into_iter().chain(m.planned_writes(&limits)).map(|(file, value)| CgroupWrite { file, value }).collect(),
             m.procs_files(),
         ),
         None => (Vec::new(), Vec::new(), Vec::new()),

@@ -5,6 +5,7 @@
 mod build;
 mod info;
 mod output;
+mod run;
 mod why;
 
 use std::path::PathBuf;
@@ -39,6 +40,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Enter the profile's environment and run its command (or CMD) there.
+    Run {
+        #[arg(default_value = "shell")]
+        profile: String,
+        /// chroot: the classic jail; namespace: full isolation (default: the profile's [run] mode).
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// The command to run instead of the profile's, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Validate a profile (syntax, values, programs, locales, zones) without building.
     Check {
         #[arg(default_value = "shell")]
@@ -62,10 +74,26 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Chroot,
+    Namespace,
+}
+
+impl From<ModeArg> for crate::profile::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Chroot => crate::profile::Mode::Chroot,
+            ModeArg::Namespace => crate::profile::Mode::Namespace,
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
+        Command::Run { profile, mode, command } => run::run(&profile, mode.map(Into::into), command),
         Command::Check { profile } => build::check(&profile),
         Command::Why { path, profile } => why::why(&path, &profile),
         Command::Profiles => info::profiles(),

@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 
 /// A failed system call: which, with what, and the errno.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{call}: {errno} ({})", errno.desc())]
+#[error("{call}: {errno}")]
 pub struct SysError {
     pub call: String,
     pub errno: Errno,
@@ -43,6 +43,8 @@ pub trait Kernel {
     fn attach_mount(&mut self, fd: RawFd, target: &Path) -> SysResult;
     fn loopback_up(&mut self) -> SysResult;
     fn set_ids(&mut self, uid: u32, gid: u32) -> SysResult;
+    /// setresgid/setresuid only (no setgroups, which an unprivileged map denies).
+    fn switch_ids(&mut self, uid: u32, gid: u32) -> SysResult;
     fn keep_capabilities(&mut self, keep: &[caps::Capability]) -> SysResult;
     fn no_new_privs(&mut self) -> SysResult;
     fn seccomp(&mut self) -> SysResult;
@@ -148,6 +150,18 @@ impl Kernel for Real {
         nix::unistd::setgroups(&[]).map_err(fail("setgroups([])"))?;
         let g = Gid::from_raw(gid);
         nix::unistd::setresgid(g, g, g).map_err(fail(format!("setresgid({gid})")))?;
+        // Keep the permitted capabilities across the uid change: the next step
+        // still has to drop the bounding set, which needs CAP_SETPCAP.
+        nix::sys::prctl::set_keepcaps(true).map_err(fail("prctl(PR_SET_KEEPCAPS, 1)"))?;
+        let u = Uid::from_raw(uid);
+        nix::unistd::setresuid(u, u, u).map_err(fail(format!("setresuid({uid})")))?;
+        nix::sys::prctl::set_keepcaps(false).map_err(fail("prctl(PR_SET_KEEPCAPS, 0)"))
+    }
+
+    fn switch_ids(&mut self, uid: u32, gid: u32) -> SysResult {
+        use nix::unistd::{Gid, Uid};
+        let g = Gid::from_raw(gid);
+        nix::unistd::setresgid(g, g, g).map_err(fail(format!("setresgid({gid})")))?;
         let u = Uid::from_raw(uid);
         nix::unistd::setresuid(u, u, u).map_err(fail(format!("setresuid({uid})")))
     }
@@ -159,7 +173,10 @@ impl Kernel for Real {
             let what = what.to_string();
             move |e: caps::errors::CapsError| SysError { call: format!("{what}: {e}"), errno: Errno::EPERM }
         };
-        // The bounding set first: it needs CAP_SETPCAP, which the next line may drop.
+        // A uid change cleared the effective set: raise what is still permitted.
+        let permitted = caps::read(None, CapSet::Permitted).map_err(to_errno("capget(permitted)"))?;
+        caps::set(None, CapSet::Effective, &permitted).map_err(to_errno("capset(effective)"))?;
+        // The bounding set first: it needs CAP_SETPCAP, which the last lines may drop.
         for cap in caps::all() {
             if !keep_set.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(to_errno("prctl(PR_CAPBSET_DROP)"))?;
@@ -273,6 +290,9 @@ impl Kernel for Recorder {
     }
     fn set_ids(&mut self, uid: u32, gid: u32) -> SysResult {
         self.record(format!("set_ids({uid}, {gid})"))
+    }
+    fn switch_ids(&mut self, uid: u32, gid: u32) -> SysResult {
+        self.record(format!("switch_ids({uid}, {gid})"))
     }
     fn keep_capabilities(&mut self, keep: &[caps::Capability]) -> SysResult {
         self.record(format!("keep_capabilities({})", keep.len()))

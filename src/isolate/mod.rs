@@ -6,8 +6,10 @@ pub mod event;
 pub mod hints;
 pub mod kernel;
 pub mod observe;
+pub mod process;
 pub mod pty;
 pub mod seccomp;
 pub mod setup;
 
 pub use event::Event;
+pub use process::{Options, Outcome, launch};

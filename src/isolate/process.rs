@@ -13,7 +13,7 @@
 //! can, an idmapped mount of the rootfs passed as a file descriptor).
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -35,7 +35,8 @@ pub const NOT_EXECUTABLE: i32 = 126;
 pub const NOT_FOUND: i32 = 127;
 
 /// Signals the supervisor and init pass on instead of dying of them.
-const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
+/// (Not SIGWINCH: with a terminal, the kernel tells the foreground group itself.)
+const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
 
 pub struct Options<'a> {
     /// Connect the command to a new pseudo-terminal (stdin is a terminal).
@@ -88,7 +89,7 @@ pub fn launch(plan: &Plan, options: Options, observer: &mut dyn FnMut(&Event)) -
 
     let (parent_end, child_end) = nix::sys::socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
         .map_err(sys("socketpair(AF_UNIX)"))?;
-    let pty = if options.tty { Some(super::pty::open_for_terminal(std::io::stdin().as_fd_borrowed()).map_err(sys("openpty"))?) } else { None };
+    let pty = if options.tty { Some(super::pty::open_for_terminal(std::io::stdin().as_fd()).map_err(sys("openpty"))?) } else { None };
     let supervisor_pid = nix::unistd::getpid();
 
     // SAFETY: the tool is single-threaded here; the child only runs the plan
@@ -110,16 +111,6 @@ pub fn launch(plan: &Plan, options: Options, observer: &mut dyn FnMut(&Event)) -
             supervise(plan, next, child, parent_end, master, options, observer, &mut outcome)?;
             Ok(outcome)
         }
-    }
-}
-
-trait StdinFd {
-    fn as_fd_borrowed(&self) -> std::os::fd::BorrowedFd<'_>;
-}
-impl StdinFd for std::io::Stdin {
-    fn as_fd_borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.as_fd()
     }
 }
 
@@ -181,8 +172,9 @@ fn supervise(
     }
     drop(channel);
     if let Some(master) = master {
-        let pidfd = super::pty::pidfd_open(child.as_raw()).ok();
-        let _ = super::pty::relay(&master, pidfd.as_ref());
+        if let Ok(exited) = super::pty::pidfd_open(child) {
+            let _ = super::pty::relay_terminal(master.as_fd(), exited.as_fd());
+        }
     }
     let status = wait_exit_status(child);
     if outcome.exec_error.is_none() {
@@ -236,7 +228,12 @@ fn supervisor_step(index: usize, step: &Step, cgroup: Option<&dyn CgroupManager>
             None => Err("no cgroup manager".into()),
         },
         Action::CgroupLimit { write } => {
-            let r = std::fs::write(&write.file, &write.value).map_err(|e| format!("write({}, {}): {e}", write.file.display(), write.value));
+            // Never create: a cgroup file that does not exist is a mistake to report.
+            let r = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&write.file)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, write.value.as_bytes()))
+                .map_err(|e| format!("write({}, {}): {e}", write.file.display(), write.value));
             if r.is_ok() {
                 event.observed.insert("file".into(), write.file.display().to_string());
                 event.observed.insert("value".into(), std::fs::read_to_string(&write.file).unwrap_or_default().trim().to_string());
@@ -325,7 +322,7 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
         let _ = unsafe { nix::sys::signal::signal(*signal, SigHandler::SigIgn) };
     }
     let mut kernel = Real;
-    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None };
+    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None };
     let steps = &plan.steps;
     for index in first..steps.len() {
         let step = &steps[index];
@@ -360,6 +357,17 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
         }
     }
     TOOL_FAILED
+}
+
+/// The first ids inside of the plan's uid and gid maps.
+fn first_inside_ids(plan: &Plan) -> Option<(u32, u32)> {
+    plan.steps.iter().find_map(|s| match &s.action {
+        Action::IdMaps { uid_map, gid_map } => {
+            let first = |map: &str| map.split_whitespace().next().and_then(|v| v.parse::<u32>().ok());
+            Some((first(uid_map)?, first(gid_map)?))
+        }
+        _ => None,
+    })
 }
 
 /// The rest of a chroot-mode plan: user, fds, then exec in this very process.
@@ -415,9 +423,12 @@ fn fork_init(plan: &Plan, index: usize, mut event: Event, kernel: &mut dyn Kerne
 
 // ----- PID 1 -------------------------------------------------------------------------------------
 
-fn init_main(plan: &Plan, pid_step: usize, mut event: Event, ctx: Context, slave: Option<OwnedFd>, parent: Pid) -> i32 {
+fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, slave: Option<OwnedFd>, parent: Pid) -> i32 {
     let channel = ctx.channel.unwrap_or(-1);
-    if die_with_parent(parent).is_err() {
+    // In the new PID namespace the parent is outside: getppid() is 0, so the
+    // check of die_with_parent cannot apply; the child waits for us anyway.
+    let _ = parent;
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return TOOL_FAILED;
     }
     event.observed.insert("after".into(), setup::namespace_link(Namespace::Pid));
@@ -442,6 +453,10 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, ctx: Context, slave
         let mut event = new_event(index, step);
         let before = observe::before(&step.action);
         let result = setup::perform(&mut kernel, &step.action, &ctx);
+        let result = result.and_then(|()| match &step.action {
+            Action::BindRootfs { rootfs, .. } => enter_mapped_ids(plan, rootfs, &mut kernel, &mut ctx),
+            _ => Ok(()),
+        });
         if result.is_ok() {
             if let Action::NewSession = step.action {
                 take_terminal();
@@ -453,6 +468,19 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, ctx: Context, slave
         }
     }
     TOOL_FAILED
+}
+
+/// Until now this process kept the host's ids, unmapped in its user namespace
+/// (it owned the store, so it could walk it to mount the rootfs). From here on
+/// it takes the mapped ones, or files cannot even be created (EOVERFLOW), and
+/// reaches the rootfs through an fd instead of the store's private path.
+fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &mut Context) -> Result<(), SysError> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
+        .map_err(|errno| SysError { call: format!("open({}, O_PATH)", rootfs.display()), errno })?;
+    ctx.rootfs = Some((rootfs.to_path_buf(), fd.into_raw_fd()));
+    let Some((uid, gid)) = first_inside_ids(plan) else { return Ok(()) };
+    if uid == 0 { kernel.set_ids(uid, gid) } else { kernel.switch_ids(uid, gid) }
 }
 
 /// After setsid: a terminal on stdin becomes the session's controlling terminal.

@@ -133,8 +133,15 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET) as u64;
 
+/// The ioctl request that types into a terminal. (`libc::Ioctl` is `c_ulong`
+/// with glibc but `c_int` with musl, hence the cast.)
+#[allow(clippy::unnecessary_cast)]
+const TIOCSTI_REQUEST: u64 = libc::TIOCSTI as u64;
+
 /// The system calls the default filter refuses (Docker's default profile, for
-/// a container without CAP_SYS_ADMIN, refuses the same).
+/// a container without CAP_SYS_ADMIN, refuses the same). Kept one entry per
+/// line for reading, hence no rustfmt.
+#[rustfmt::skip]
 pub const DENIED: &[Denied] = &[
     // The host kernel itself.
     deny!(SYS_kexec_load, "would replace the running kernel with another one"),
@@ -212,14 +219,17 @@ pub const DENIED: &[Denied] = &[
     deny!(
         SYS_ioctl,
         "with TIOCSTI would type characters into the terminal, as if you had typed them into your shell",
-        When::ArgEquals { arg: 1, value: libc::TIOCSTI as u64 }
+        When::ArgEquals { arg: 1, value: TIOCSTI_REQUEST }
     ),
 ];
 
 /// `(syscall, why)` for every refused call, in the order of [`DENIED`], for
 /// `sandbox explain`.
 pub fn describe() -> Vec<(&'static str, &'static str)> {
-    DENIED.iter().map(|denied| (denied.syscall, denied.why)).collect()
+    DENIED
+        .iter()
+        .map(|denied| (denied.syscall, denied.why))
+        .collect()
 }
 
 /// Compiles [`DENIED`] into a BPF program for this machine's architecture.
@@ -268,7 +278,9 @@ pub fn apply(program: &BpfProgram) -> Result<(), SeccompError> {
     match rc {
         0 => Ok(()),
         _ => match io::Error::last_os_error() {
-            error if error.raw_os_error() == Some(libc::EACCES) => Err(SeccompError::NeedsNoNewPrivs),
+            error if error.raw_os_error() == Some(libc::EACCES) => {
+                Err(SeccompError::NeedsNoNewPrivs)
+            }
             error => Err(SeccompError::Install(error)),
         },
     }
@@ -324,25 +336,47 @@ fn prologue(arch: TargetArch) -> BpfProgram {
     }
     for denied in DENIED.iter().filter(|denied| denied.errno != libc::EPERM) {
         program.push(jump_if_equal(denied.number as u32, 0, 1));
-        program.push(ret(libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA)));
+        program.push(ret(
+            libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA)
+        ));
     }
     program
 }
 
 fn load(offset: u32) -> sock_filter {
-    sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: offset }
+    sock_filter {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k: offset,
+    }
 }
 
 fn jump_if_equal(value: u32, if_true: u8, if_false: u8) -> sock_filter {
-    sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: if_true, jf: if_false, k: value }
+    sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: if_true,
+        jf: if_false,
+        k: value,
+    }
 }
 
 fn jump_if_at_least(value: u32, if_true: u8, if_false: u8) -> sock_filter {
-    sock_filter { code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16, jt: if_true, jf: if_false, k: value }
+    sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+        jt: if_true,
+        jf: if_false,
+        k: value,
+    }
 }
 
 fn ret(action: u32) -> sock_filter {
-    sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: action }
+    sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: action,
+    }
 }
 
 /// seccompiler's program for the EPERM rules of [`DENIED`].
@@ -361,7 +395,9 @@ fn eperm_program(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
 fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
     let mut rules: BTreeMap<i64, Option<Vec<SeccompRule>>> = BTreeMap::new();
     for denied in DENIED.iter().filter(|denied| denied.errno == libc::EPERM) {
-        let entry = rules.entry(denied.number.into()).or_insert_with(|| Some(Vec::new()));
+        let entry = rules
+            .entry(denied.number)
+            .or_insert_with(|| Some(Vec::new()));
         match (entry.as_mut(), conditional_rules(denied.when)?) {
             // An unconditional entry wins over any conditional one.
             (_, None) => *entry = None,
@@ -369,7 +405,10 @@ fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
             (None, Some(_)) => {}
         }
     }
-    Ok(rules.into_iter().map(|(number, rules)| (number, rules.unwrap_or_default())).collect())
+    Ok(rules
+        .into_iter()
+        .map(|(number, rules)| (number, rules.unwrap_or_default()))
+        .collect())
 }
 
 /// The rules for a conditional entry, or None when it applies to every call.
@@ -386,7 +425,9 @@ fn conditional_rules(when: When) -> Result<Option<Vec<SeccompRule>>, SeccompErro
 }
 
 fn single_bits(bits: u64) -> impl Iterator<Item = u64> {
-    (0..64).map(|shift| 1u64 << shift).filter(move |bit| bits & bit != 0)
+    (0..64)
+        .map(|shift| 1u64 << shift)
+        .filter(move |bit| bits & bit != 0)
 }
 
 /// One condition on an argument. Every argument we test (clone flags, ioctl
@@ -408,7 +449,11 @@ mod tests {
     fn the_filter_compiles_and_fits_in_the_kernel_limit() {
         let program = default_filter().expect("filter compiles");
         assert!(!program.is_empty());
-        assert!(program.len() <= libc::BPF_MAXINSNS as usize, "{} instructions", program.len());
+        assert!(
+            program.len() <= libc::BPF_MAXINSNS as usize,
+            "{} instructions",
+            program.len()
+        );
     }
 
     /// Existence on the native architecture is checked by the compiler (each
@@ -420,20 +465,49 @@ mod tests {
         for denied in DENIED {
             assert!(
                 !denied.syscall.is_empty()
-                    && denied.syscall.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                    && denied
+                        .syscall
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{:?} is not a system call name",
                 denied.syscall
             );
-            assert!(denied.number() >= 0 && denied.number() < X32_SYSCALL_BIT.into(), "{denied:?}");
-            assert!(seen.insert((denied.syscall, denied.when)), "{} listed twice", denied.syscall);
-            assert!(denied.why.len() > 10 && !denied.why.ends_with('.'), "{}: write a short sentence", denied.syscall);
+            assert!(
+                denied.number() >= 0 && denied.number() < X32_SYSCALL_BIT.into(),
+                "{denied:?}"
+            );
+            assert!(
+                seen.insert((denied.syscall, denied.when)),
+                "{} listed twice",
+                denied.syscall
+            );
+            assert!(
+                denied.why.len() > 10 && !denied.why.ends_with('.'),
+                "{}: write a short sentence",
+                denied.syscall
+            );
         }
         let names: HashSet<_> = DENIED.iter().map(|denied| denied.syscall).collect();
-        for expected in ["kexec_load", "open_by_handle_at", "bpf", "keyctl", "mount", "unshare", "clone", "clone3"] {
+        for expected in [
+            "kexec_load",
+            "open_by_handle_at",
+            "bpf",
+            "keyctl",
+            "mount",
+            "unshare",
+            "clone",
+            "clone3",
+        ] {
             assert!(names.contains(expected), "{expected} must be denied");
         }
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(DENIED.iter().find(|d| d.syscall == "mount").map(Denied::number), Some(165));
+        assert_eq!(
+            DENIED
+                .iter()
+                .find(|d| d.syscall == "mount")
+                .map(Denied::number),
+            Some(165)
+        );
     }
 
     /// The prologue can only answer unconditional rules.
@@ -448,7 +522,10 @@ mod tests {
     fn describe_lists_every_entry_with_its_reason() {
         let described = describe();
         assert_eq!(described.len(), DENIED.len());
-        assert!(described.contains(&("kexec_load", "would replace the running kernel with another one")));
+        assert!(described.contains(&(
+            "kexec_load",
+            "would replace the running kernel with another one"
+        )));
     }
 
     #[test]
@@ -472,29 +549,65 @@ mod tests {
         "ioctl(TIOCSTI) did not fail with EPERM",
     ];
 
-    /// Installs the filter in a forked child and probes it there. The child
-    /// only makes raw calls and leaves with `_exit`, never returning into the
-    /// test harness; its exit code is the index of the first failed check.
-    #[test]
-    fn the_filter_blocks_escapes_and_allows_ordinary_calls() {
+    /// Forks a child that runs `probe` (which must make only raw system calls)
+    /// and `_exit`s with its result, never returning into the test harness.
+    fn in_child(probe: fn(&BpfProgram) -> i32) -> WaitStatus {
         let program = default_filter().expect("filter compiles");
         // SAFETY: the child runs only async-signal-safe system calls on memory
         // prepared before the fork, then `_exit`s.
         match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
-                let code = probe_filter_in_child(&program);
+                let code = probe(&program);
                 // SAFETY: `_exit` ends the child without running the parent's
                 // destructors or atexit handlers.
                 unsafe { libc::_exit(code) }
             }
-            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
-                WaitStatus::Exited(_, 0) => {}
-                WaitStatus::Exited(_, code) => {
-                    panic!("{}", CHECKS.get(code as usize).copied().unwrap_or("unknown failure"))
-                }
-                other => panic!("the child did not exit normally: {other:?}"),
-            },
+            ForkResult::Parent { child } => waitpid(child, None).expect("waitpid"),
         }
+    }
+
+    /// Installs the filter in a forked child and probes it there; the child's
+    /// exit code is the index of the first failed check.
+    #[test]
+    fn the_filter_blocks_escapes_and_allows_ordinary_calls() {
+        match in_child(probe_filter_in_child) {
+            WaitStatus::Exited(_, 0) => {}
+            WaitStatus::Exited(_, code) => {
+                panic!(
+                    "{}",
+                    CHECKS
+                        .get(code as usize)
+                        .copied()
+                        .unwrap_or("unknown failure")
+                )
+            }
+            other => panic!("the child did not exit normally: {other:?}"),
+        }
+    }
+
+    /// An x32-ABI call would dodge rules written for x86_64 numbers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn an_x32_system_call_kills_the_process() {
+        let status = in_child(|program| {
+            // SAFETY: plain system calls; getpid through the x32 ABI has no arguments.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || apply(program).is_err()
+                {
+                    return 1;
+                }
+                libc::syscall(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid);
+            }
+            0
+        });
+        assert!(
+            matches!(
+                status,
+                WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)
+            ),
+            "{status:?}"
+        );
     }
 
     fn fails_with(rc: libc::c_long, errno: i32) -> bool {
@@ -511,11 +624,21 @@ mod tests {
         if apply(program).is_err() {
             return 2;
         }
-        let keyctl = unsafe { libc::syscall(libc::SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0) };
+        let keyctl = unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                0,  /* KEYCTL_GET_KEYRING_ID */
+                -3, /* session */
+                0,
+            )
+        };
         if !fails_with(keyctl, libc::EPERM) {
             return 3;
         }
-        if !fails_with(unsafe { libc::unshare(libc::CLONE_NEWUTS) }.into(), libc::EPERM) {
+        if !fails_with(
+            unsafe { libc::unshare(libc::CLONE_NEWUTS) }.into(),
+            libc::EPERM,
+        ) {
             return 4;
         }
         if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
@@ -527,7 +650,15 @@ mod tests {
         // A target that does not exist, so that even if the filter failed, root
         // would get ENOENT and nothing would be mounted on the host.
         let target = c"/nonexistent-sandbox-seccomp-test";
-        let mount = unsafe { libc::mount(c"none".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) };
+        let mount = unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
         if !fails_with(mount.into(), libc::EPERM) {
             return 7;
         }
@@ -540,7 +671,10 @@ mod tests {
         if !fails_with(clone, libc::EPERM) {
             return 8;
         }
-        if !fails_with(unsafe { libc::syscall(libc::SYS_clone3, 0, 0) }, libc::ENOSYS) {
+        if !fails_with(
+            unsafe { libc::syscall(libc::SYS_clone3, 0, 0) },
+            libc::ENOSYS,
+        ) {
             return 9;
         }
         let byte: libc::c_char = 0;

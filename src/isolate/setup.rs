@@ -15,11 +15,49 @@ pub struct Context {
     pub channel: Option<RawFd>,
     /// A detached, idmapped mount of the rootfs made by the supervisor.
     pub idmapped_rootfs: Option<RawFd>,
+    /// The rootfs mount, and an fd of it opened right after it was mounted.
+    /// Root inside is an unprivileged id outside and may not walk the store's
+    /// private directories; `/proc/self/fd/N` reaches the rootfs without
+    /// walking them.
+    pub rootfs: Option<(PathBuf, RawFd)>,
+}
+
+impl Context {
+    /// `path` as this process can reach it (see `rootfs`).
+    pub fn reach(&self, path: &Path) -> PathBuf {
+        let Some((rootfs, fd)) = &self.rootfs else { return path.to_path_buf() };
+        match path.strip_prefix(rootfs) {
+            Ok(rest) => {
+                let base = PathBuf::from(format!("/proc/self/fd/{fd}"));
+                if rest.as_os_str().is_empty() { base } else { base.join(rest) }
+            }
+            Err(_) => path.to_path_buf(),
+        }
+    }
+}
+
+/// The action with every rootfs path made reachable (`Context::reach`).
+fn reachable(action: &Action, ctx: &Context) -> Action {
+    let r = |p: &PathBuf| ctx.reach(p);
+    match action {
+        Action::BindRootfs { rootfs, idmapped } => Action::BindRootfs { rootfs: r(rootfs), idmapped: *idmapped },
+        Action::MountProc { target } => Action::MountProc { target: r(target) },
+        Action::MountDev { target, devices } => Action::MountDev { target: r(target), devices: devices.clone() },
+        Action::MountDevpts { target } => Action::MountDevpts { target: r(target) },
+        Action::MountTmp { target, size } => Action::MountTmp { target: r(target), size: *size },
+        Action::MountSys { target } => Action::MountSys { target: r(target) },
+        Action::BindMount { source, target, readonly } => Action::BindMount { source: source.clone(), target: r(target), readonly: *readonly },
+        Action::PivotRoot { new_root } => Action::PivotRoot { new_root: r(new_root) },
+        Action::RemountReadonly { paths } => Action::RemountReadonly { paths: paths.iter().map(r).collect() },
+        Action::Chroot { path } => Action::Chroot { path: r(path) },
+        other => other.clone(),
+    }
 }
 
 /// Carry out `action`. Actions that belong to the supervisor or that start
 /// processes (`Exec`, the PID namespace's fork) are not handled here.
 pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysResult {
+    let action = &reachable(action, ctx);
     match action {
         Action::Unshare { namespace } => kernel.unshare(CloneFlags::from_bits_truncate(namespace.clone_flag())),
         Action::MakeMountsPrivate => kernel.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
@@ -71,11 +109,12 @@ pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysRe
             Ok(())
         }
         Action::SetHostname { hostname } => kernel.sethostname(hostname),
-        Action::LoopbackUp => {
+        Action::LoopbackUp { ping_group_range } => {
             kernel.loopback_up()?;
-            // ICMP echo sockets for every group: ping works without a capability,
-            // in this network namespace only.
-            kernel.write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), "0 2147483647")
+            // ICMP echo sockets for the sandbox's groups: ping works without a
+            // capability (no_new_privs ignores file capabilities), in this
+            // network namespace only.
+            kernel.write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), ping_group_range)
         }
         Action::Chroot { path } => {
             kernel.chroot(path)?;
@@ -162,4 +201,84 @@ pub fn namespace_link(namespace: Namespace) -> String {
 
 pub fn rootfs_child(root: &Path, path: &str) -> PathBuf {
     under(root, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolate::kernel::Recorder;
+    use crate::plan::{Actor, IdMapping, Input, Plan};
+    use crate::profile::{self, Mode};
+
+    fn plan(mode: Mode) -> Plan {
+        let profile = profile::load("shell", Path::new("/")).unwrap();
+        crate::plan::build(&Input {
+            profile: &profile,
+            mode,
+            rootfs: PathBuf::from("/store/r"),
+            command: vec!["/bin/true".into()],
+            term: None,
+            ids: IdMapping::Range { host_base: 1_000_000_000 },
+            idmapped: false,
+            cgroup_dirs: vec![],
+            cgroup_writes: vec![],
+            cgroup_procs: vec![],
+        })
+    }
+
+    fn record(plan: &Plan, actor: Actor) -> Vec<String> {
+        let mut kernel = Recorder::default();
+        let ctx = Context { channel: Some(7), idmapped_rootfs: None, rootfs: None };
+        for step in plan.for_actor(actor) {
+            perform(&mut kernel, &step.action, &ctx).unwrap();
+        }
+        kernel.calls
+    }
+
+    fn position(calls: &[String], prefix: &str) -> usize {
+        calls.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("no call {prefix} in {calls:#?}"))
+    }
+
+    #[test]
+    fn init_builds_the_root_in_the_kernel_s_order() {
+        let calls = record(&plan(Mode::Namespace), Actor::Init);
+        let private = position(&calls, "mount(NULL, /, NULL, MS_REC | MS_PRIVATE");
+        let bind = position(&calls, "mount(/store/r, /store/r, NULL, MS_BIND | MS_REC");
+        let proc = position(&calls, "mount(proc, /store/r/proc, proc");
+        let pivot = position(&calls, "pivot_root(., .)");
+        assert!(private < bind && bind < proc && proc < pivot, "{calls:#?}");
+        // The old root is made a slave, then detached, then we stand in the new /.
+        assert_eq!(calls[pivot - 1], "chdir(/store/r)");
+        assert!(calls[pivot + 1].starts_with("mount(NULL, ., NULL, MS_REC | MS_SLAVE"), "{calls:#?}");
+        assert_eq!(calls[pivot + 2], "umount2(., MNT_DETACH)");
+        assert_eq!(calls[pivot + 3], "chdir(/)");
+        // Devices are bound from the host, never made with mknod.
+        assert!(calls.iter().any(|c| c == "mount(/dev/null, /store/r/dev/null, NULL, MS_BIND, NULL)"), "{calls:#?}");
+        // Privileges last, seccomp after no_new_privs, and the event channel survives close-fds.
+        let nnp = position(&calls, "prctl(PR_SET_NO_NEW_PRIVS)");
+        assert!(position(&calls, "set_ids(1000, 1000)") < position(&calls, "keep_capabilities(0)"));
+        assert!(position(&calls, "keep_capabilities") < nnp && nnp < position(&calls, "seccomp("));
+        assert!(calls.contains(&"close_fds(3, keep Some(7))".to_string()));
+    }
+
+    #[test]
+    fn chroot_mode_mounts_only_in_its_own_namespace_and_reads_only() {
+        let calls = record(&plan(Mode::Chroot), Actor::Child);
+        assert_eq!(calls[0], "unshare(CLONE_NEWNS)");
+        assert!(calls.iter().any(|c| c.starts_with("mount(NULL, /store/r, NULL, MS_RDONLY | MS_REMOUNT | MS_BIND")), "{calls:#?}");
+        let chroot = position(&calls, "chroot(/store/r)");
+        assert_eq!(calls[chroot + 1], "chdir(/)");
+        assert!(!calls.iter().any(|c| c.starts_with("pivot_root")), "chroot mode has no pivot_root");
+    }
+
+    #[test]
+    fn a_failing_call_names_itself_and_its_errno() {
+        let mut kernel = Recorder { fail_on: Some(("mount(proc".into(), nix::errno::Errno::EPERM)), ..Default::default() };
+        let ctx = Context { channel: None, idmapped_rootfs: None, rootfs: None };
+        let action = Action::MountProc { target: "/r/proc".into() };
+        let error = perform(&mut kernel, &action, &ctx).unwrap_err();
+        assert_eq!(error.errno, nix::errno::Errno::EPERM);
+        assert!(error.to_string().starts_with("mount(proc, /r/proc, proc"), "{error}");
+        assert!(crate::isolate::hints::fix("mount-proc", Some(libc::EPERM)).contains("procfs cannot be mounted"));
+    }
 }

@@ -47,6 +47,14 @@ impl IdMapping {
             IdMapping::Single { inside, host_uid, .. } => format!("{inside} {host_uid} 1"),
         }
     }
+    /// The gids that exist inside, as "FIRST LAST".
+    pub fn inside_gid_range(&self) -> String {
+        match self {
+            IdMapping::Range { .. } => format!("0 {}", ID_RANGE - 1),
+            IdMapping::Single { inside, .. } => format!("{inside} {inside}"),
+        }
+    }
+
     pub fn gid_map(&self) -> String {
         match self {
             IdMapping::Range { host_base } => format!("0 {host_base} {ID_RANGE}"),
@@ -149,10 +157,20 @@ fn exec_step(input: &Input, actor: Actor) -> Step {
     step("exec-command", actor, Action::Exec { argv, env: environment(input), workdir: workdir(input) }, shell, syscall)
 }
 
+/// The user first (keeping capabilities across the uid change), then the
+/// capabilities: dropping the bounding set needs CAP_SETPCAP, and setgroups
+/// needs CAP_SETGID, so neither order of two plain calls works.
 fn user_steps(input: &Input, actor: Actor, steps: &mut Vec<Step>) {
     let user = &input.profile.user;
-    let keep: Vec<String> = if user.uid == 0 { ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect() } else { Vec::new() };
+    steps.push(step(
+        "set-user",
+        actor,
+        Action::SetUser { uid: user.uid, gid: user.gid },
+        format!("setpriv --reuid={} --regid={} --clear-groups", user.uid, user.gid),
+        format!("setgroups(0, NULL); setresgid({0}, {0}, {0}); prctl(PR_SET_KEEPCAPS, 1); setresuid({1}, {1}, {1})", user.gid, user.uid),
+    ));
     if input.mode == Mode::Namespace {
+        let keep: Vec<String> = if user.uid == 0 { ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect() } else { Vec::new() };
         let keep_text = if keep.is_empty() { "none".to_string() } else { keep.join(",").to_lowercase() };
         steps.push(step(
             "drop-capabilities",
@@ -162,13 +180,6 @@ fn user_steps(input: &Input, actor: Actor, steps: &mut Vec<Step>) {
             "prctl(PR_CAPBSET_DROP, ...); capset(...)",
         ));
     }
-    steps.push(step(
-        "set-user",
-        actor,
-        Action::SetUser { uid: user.uid, gid: user.gid },
-        format!("setpriv --reuid={} --regid={} --clear-groups", user.uid, user.gid),
-        format!("setgroups(0, NULL); setresgid({0}, {0}, {0}); setresuid({1}, {1}, {1})", user.gid, user.uid),
-    ));
 }
 
 /// The classic jail. Its mounts live in a mount namespace of their own, only so
@@ -283,8 +294,8 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         steps.push(step(
             "loopback-up",
             init,
-            Action::LoopbackUp,
-            "ip link set lo up; sysctl -w net.ipv4.ping_group_range='0 2147483647'",
+            Action::LoopbackUp { ping_group_range: input.ids.inside_gid_range() },
+            format!("ip link set lo up; sysctl -w net.ipv4.ping_group_range='{}'", input.ids.inside_gid_range()),
             "ioctl(sock, SIOCSIFFLAGS, {\"lo\", IFF_UP}); write(\"/proc/sys/net/ipv4/ping_group_range\")",
         ));
     }

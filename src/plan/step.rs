@@ -128,8 +128,9 @@ pub enum Action {
     /// Hide sensitive /proc files (a /dev/null or an empty read-only tmpfs over them).
     MaskPaths { files: Vec<PathBuf>, dirs: Vec<PathBuf> },
     SetHostname { hostname: String },
-    /// Bring `lo` up, and let every group use ICMP sockets (ping without a capability).
-    LoopbackUp,
+    /// Bring `lo` up, and let the sandbox's groups use ICMP sockets (ping
+    /// without a capability): `ping_group_range` is "FIRST LAST".
+    LoopbackUp { ping_group_range: String },
     /// The classic jail: chroot(2) and chdir("/").
     Chroot { path: PathBuf },
     /// A session of its own, and a new session keyring (the caller's keys are out of reach).

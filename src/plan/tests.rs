@@ -37,7 +37,7 @@ fn namespace_plan_runs_in_the_kernel_s_order() {
     assert!(pos("mount-private") < pos("bind-rootfs") && pos("mount-proc") < pos("pivot-root"));
     assert!(pos("pivot-root") < pos("readonly-paths") && pos("readonly-paths") < pos("mask-paths"));
     // Privileges go last, seccomp the very last before exec.
-    assert!(pos("drop-capabilities") < pos("set-user") && pos("set-user") < pos("no-new-privs"));
+    assert!(pos("set-user") < pos("drop-capabilities") && pos("drop-capabilities") < pos("no-new-privs"));
     assert_eq!(ids[ids.len() - 2..], ["seccomp", "exec-command"]);
 }
 

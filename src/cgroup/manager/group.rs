@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::files::{read_pids, write_value};
@@ -22,11 +23,34 @@ const RMDIR_PAUSE: Duration = Duration::from_millis(20);
 pub struct Group {
     dirs: Vec<PathBuf>,
     kernel: Arc<dyn Kernel>,
+    /// Set once `create` made every directory. Until then the directories may
+    /// be another run's (create refused them), so nothing is written, killed
+    /// or removed in them.
+    owned: AtomicBool,
 }
 
 impl Group {
+    /// Directories still to be created.
     pub fn new(dirs: Vec<PathBuf>, kernel: Arc<dyn Kernel>) -> Group {
-        Group { dirs, kernel }
+        Group { dirs, kernel, owned: AtomicBool::new(false) }
+    }
+
+    /// Existing directories taken over (a leftover whose owner is gone).
+    pub fn adopt(dirs: Vec<PathBuf>, kernel: Arc<dyn Kernel>) -> Group {
+        Group { dirs, kernel, owned: AtomicBool::new(true) }
+    }
+
+    fn owned(&self) -> bool {
+        self.owned.load(Ordering::SeqCst)
+    }
+
+    /// For writes into the directories: refused before a successful `create`.
+    pub fn check_owned(&self) -> io::Result<()> {
+        if self.owned() {
+            return Ok(());
+        }
+        let message = "the sandbox cgroup has not been created by this run (create() first)";
+        Err(io::Error::new(io::ErrorKind::NotFound, message))
     }
 
     pub fn dirs(&self) -> &[PathBuf] {
@@ -50,6 +74,7 @@ impl Group {
             }
             created.push(dir);
         }
+        self.owned.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -58,13 +83,17 @@ impl Group {
         if pid <= 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("not a process id: {pid}")));
         }
+        self.check_owned()?;
         self.procs_files().iter().try_for_each(|procs| write_value(procs, &pid.to_string()))
     }
 
     /// Kills every process in the directories (and in cgroups nested in them)
     /// and waits until they are empty. Only pids read from these cgroups'
-    /// `cgroup.procs` are signalled.
+    /// `cgroup.procs` are signalled, and nothing before a successful `create`.
     pub fn kill_all(&self) -> io::Result<()> {
+        if !self.owned() {
+            return Ok(());
+        }
         self.request_kernel_kill();
         let mut last_error = None;
         for _ in 0..KILL_ROUNDS {
@@ -111,8 +140,12 @@ impl Group {
     }
 
     /// Removes every directory, nested cgroups first. Missing ones count as
-    /// removed, so a second call (or a call after a failed create) is harmless.
+    /// removed, so a second call is harmless; before a successful `create` it
+    /// removes nothing (a refused directory is another run's).
     pub fn remove(&self) -> io::Result<()> {
+        if !self.owned() {
+            return Ok(());
+        }
         let mut first_error = None;
         for dir in self.dirs.iter().rev() {
             if let Err(error) = self.remove_tree(dir) {

@@ -38,7 +38,10 @@ impl V1Manager {
             Limit::Pids => limits.pids.map_or_else(Vec::new, |n| vec![(file("pids.max"), n.to_string())]),
             Limit::Cpu => limits.cpu.and_then(cpu_quota).map_or_else(Vec::new, |quota| {
                 // The period first: the quota is checked against it.
-                vec![(file("cpu.cfs_period_us"), CPU_PERIOD_US.to_string()), (file("cpu.cfs_quota_us"), quota.to_string())]
+                vec![
+                    (file("cpu.cfs_period_us"), CPU_PERIOD_US.to_string()),
+                    (file("cpu.cfs_quota_us"), quota.to_string()),
+                ]
             }),
         }
     }
@@ -74,7 +77,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn apply(&self, limits: &Limits) -> io::Result<()> {
-        apply_writes(&self.slots, limits, &self.planned_writes(limits))
+        apply_writes(&self.group, &self.slots, limits, &self.planned_writes(limits))
     }
 
     fn procs_files(&self) -> Vec<PathBuf> {

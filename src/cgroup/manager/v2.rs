@@ -1,13 +1,13 @@
 //! cgroup v2: one sandbox cgroup in the unified hierarchy.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::files::{read_keyed, read_u64, write_value};
 use super::group::Group;
 use super::kernel::Kernel;
-use super::{CPU_PERIOD_US, CgroupManager, Limits, Slot, Stats, Write, apply_writes, cpu_quota};
+use super::{CPU_PERIOD_US, CgroupManager, Limits, Slot, Stats, Write, apply_writes, cpu_quota, has_control_file};
 use crate::cgroup::{CgroupVersion, Limit};
 
 pub struct V2Manager {
@@ -51,14 +51,8 @@ impl V2Manager {
         }
     }
 
-    /// Whether the sandbox's cgroup has (or, before `create`, will have) a file.
-    /// Before it exists, the tool's own cgroup answers: it has the same
-    /// controllers' files. (The root cgroup has no memory files at all, so a
-    /// plan made there before `create` may leave out `memory.swap.max`;
-    /// `apply` asks the created cgroup itself.)
     fn has_control_file(&self, name: &str) -> bool {
-        let asked: &Path = if self.dir.is_dir() { &self.dir } else { &self.parent };
-        asked.join(name).is_file()
+        has_control_file(&self.dir, &self.parent, name)
     }
 }
 
@@ -93,7 +87,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn apply(&self, limits: &Limits) -> io::Result<()> {
-        apply_writes(&self.slots, limits, &self.planned_writes(limits))
+        apply_writes(&self.group, &self.slots, limits, &self.planned_writes(limits))
     }
 
     fn procs_files(&self) -> Vec<PathBuf> {

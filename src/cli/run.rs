@@ -1,0 +1,107 @@
+//! `sandbox run`: build (or reuse) the rootfs, then enter it.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use termcolor::Color;
+
+use super::output::{Failure, Stream, paint, stream};
+use crate::isolate::{self, Event, Options};
+use crate::profile::{Mode, Profile};
+use crate::rootfs::{Store, digest};
+use crate::session::{self, Request, Session};
+
+/// Build or reuse the profile's rootfs; its path in the store.
+pub fn rootfs_for(profile: &Profile) -> Result<std::path::PathBuf, Failure> {
+    let started = std::time::Instant::now();
+    let (manifest, _) = crate::resolve::resolve_profile(profile)?;
+    let store = Store::open(&crate::state::home())?;
+    let hidden = indicatif::ProgressBar::hidden();
+    let hashes = store.hash_contents(&manifest, &hidden)?;
+    let built = store.build(&profile.name, &manifest, &hashes, started, &hidden)?;
+    let _ = digest::short(&built.digest);
+    Ok(built.path)
+}
+
+pub fn command_for(profile: &Profile, command: Vec<String>) -> Vec<String> {
+    if command.is_empty() { profile.run.command.clone() } else { command }
+}
+
+pub fn prepare(profile: &Profile, mode: Mode, command: Vec<String>, dry_run: bool) -> Result<Session, Failure> {
+    if mode == Mode::Chroot && !dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(Failure {
+            message: "chroot mode needs root (chroot(2) needs CAP_SYS_CHROOT)\n  fix: run it with sudo, or use --mode namespace, which works without root".into(),
+        });
+    }
+    let rootfs = if dry_run {
+        // A dry run builds nothing: it shows where the rootfs would be.
+        crate::state::home().join("store/rootfs/<digest>")
+    } else {
+        rootfs_for(profile)?
+    };
+    let request = Request {
+        profile,
+        mode,
+        rootfs,
+        command: command_for(profile, command),
+        name: crate::cgroup::run_name(&format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))),
+        dry_run,
+    };
+    Ok(session::prepare(&request, &crate::state::home())?)
+}
+
+pub fn run(spec: &str, mode: Option<Mode>, command: Vec<String>) -> Result<ExitCode, Failure> {
+    let profile = super::build::load(spec)?;
+    let mode = mode.unwrap_or(profile.run.mode);
+    let session = prepare(&profile, mode, command, false)?;
+    warn(&session.warnings)?;
+    let outcome = execute(&session, &mut |_| {})?;
+    Ok(ExitCode::from(outcome.clamp(0, 255) as u8))
+}
+
+pub fn warn(warnings: &[String]) -> std::io::Result<()> {
+    let mut err = stream(Stream::Stderr);
+    for warning in warnings {
+        paint(&mut err, Color::Yellow, true, "warning")?;
+        writeln!(err, ": {warning}")?;
+    }
+    Ok(())
+}
+
+/// Launch the session's plan and clean up its cgroup; the exit status to
+/// return. A failed step becomes one clear message.
+pub fn execute(session: &Session, observer: &mut dyn FnMut(&Event)) -> Result<i32, Failure> {
+    if let Some(cgroup) = &session.cgroup {
+        // Leftovers of sandboxes whose supervisor was killed.
+        let _ = crate::cgroup::remove_leftovers_near(cgroup.as_ref());
+    }
+    let options = Options { tty: std::io::stdin().is_terminal(), cgroup: session.cgroup.as_deref(), before_step: None };
+    let result = isolate::launch(&session.plan, options, observer);
+    let oom = session.cgroup.as_ref().and_then(|c| c.stats().oom_kills).unwrap_or(0);
+    if let Some(cgroup) = &session.cgroup {
+        let _ = cgroup.kill_all();
+        let _ = cgroup.remove();
+    }
+    let outcome = result.map_err(|e| Failure { message: format!("{e}\n  fix: run `sandbox doctor`") })?;
+    if let Some(event) = &outcome.failed {
+        return Err(Failure {
+            message: format!(
+                "step `{}` failed: {}\n  fix: {}",
+                event.id,
+                event.error.as_deref().unwrap_or("unknown error"),
+                isolate::hints::fix(&event.id, event.errno)
+            ),
+        });
+    }
+    if let Some(error) = &outcome.exec_error {
+        let mut err = stream(Stream::Stderr);
+        paint(&mut err, Color::Red, true, "error")?;
+        writeln!(err, ": {error}")?;
+    }
+    if oom > 0 {
+        let mut err = stream(Stream::Stderr);
+        paint(&mut err, Color::Yellow, true, "note")?;
+        writeln!(err, ": the memory limit was reached: the kernel's OOM killer ended {oom} process(es) in the sandbox")?;
+    }
+    Ok(outcome.status)
+}
