@@ -54,6 +54,15 @@ pub trait Kernel {
     fn close_fds(&mut self, first: RawFd, keep: Option<RawFd>) -> SysResult;
 }
 
+/// `MsFlags(MS_BIND | MS_REC)` -> `MS_BIND | MS_REC`: flags as a person writes them.
+fn bare(flags: impl std::fmt::Debug) -> String {
+    let text = format!("{flags:?}");
+    match (text.find('('), text.ends_with(')')) {
+        (Some(open), true) => text[open + 1..text.len() - 1].to_string(),
+        _ => text,
+    }
+}
+
 fn cstr(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap_or_else(|_| CString::from(c"/nonexistent-path-with-nul"))
 }
@@ -63,16 +72,16 @@ pub struct Real;
 
 impl Kernel for Real {
     fn unshare(&mut self, flags: CloneFlags) -> SysResult {
-        nix::sched::unshare(flags).map_err(fail(format!("unshare({flags:?})")))
+        nix::sched::unshare(flags).map_err(fail(format!("unshare({})", bare(flags))))
     }
 
     fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> SysResult {
         nix::mount::mount(source, target, fstype, flags, data)
-            .map_err(fail(format!("mount({}, {}, {}, {flags:?})", source.map(|s| s.display().to_string()).unwrap_or("NULL".into()), target.display(), fstype.unwrap_or("NULL"))))
+            .map_err(fail(format!("mount({}, {}, {}, {})", source.map(|s| s.display().to_string()).unwrap_or("NULL".into()), target.display(), fstype.unwrap_or("NULL"), bare(flags))))
     }
 
     fn umount(&mut self, target: &Path, flags: MntFlags) -> SysResult {
-        nix::mount::umount2(target, flags).map_err(fail(format!("umount2({}, {flags:?})", target.display())))
+        nix::mount::umount2(target, flags).map_err(fail(format!("umount2({}, {})", target.display(), bare(flags))))
     }
 
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> SysResult {
@@ -250,13 +259,13 @@ fn p(path: &Path) -> String {
 
 impl Kernel for Recorder {
     fn unshare(&mut self, flags: CloneFlags) -> SysResult {
-        self.record(format!("unshare({flags:?})"))
+        self.record(format!("unshare({})", bare(flags)))
     }
     fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> SysResult {
-        self.record(format!("mount({}, {}, {}, {flags:?}, {})", source.map(p).unwrap_or("NULL".into()), p(target), fstype.unwrap_or("NULL"), data.unwrap_or("NULL")))
+        self.record(format!("mount({}, {}, {}, {}, {})", source.map(p).unwrap_or("NULL".into()), p(target), fstype.unwrap_or("NULL"), bare(flags), data.unwrap_or("NULL")))
     }
     fn umount(&mut self, target: &Path, flags: MntFlags) -> SysResult {
-        self.record(format!("umount2({}, {flags:?})", p(target)))
+        self.record(format!("umount2({}, {})", p(target), bare(flags)))
     }
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> SysResult {
         self.record(format!("pivot_root({}, {})", p(new_root), p(put_old)))
