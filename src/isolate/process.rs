@@ -457,6 +457,10 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, s
             Action::BindRootfs { rootfs, .. } => enter_mapped_ids(plan, rootfs, &mut kernel, &mut ctx),
             _ => Ok(()),
         });
+        if matches!(step.action, Action::BindRootfs { .. } | Action::SetUser { .. }) {
+            // A change of credentials clears the parent-death signal: arm it again.
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        }
         if result.is_ok() {
             if let Action::NewSession = step.action {
                 take_terminal();
@@ -510,9 +514,11 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
         Ok(ForkResult::Child) => {
             let _ = watched.thread_unblock();
             restore_signals();
+            // A process group of its own, which PID 1 signals as a whole (as a
+            // terminal signals its foreground group), never including itself.
+            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
-                // Its own process group, in the terminal's foreground: Ctrl-C reaches it, not PID 1.
-                let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+                // In the terminal's foreground: Ctrl-C reaches it, not PID 1.
                 // SAFETY: SIGTTOU ignored around tcsetpgrp, as shells do.
                 let _ = unsafe { nix::sys::signal::signal(Signal::SIGTTOU, SigHandler::SigIgn) };
                 let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpid());
@@ -523,7 +529,11 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
             // SAFETY: exec failed; leave without destructors.
             unsafe { libc::_exit(status) }
         }
-        Ok(ForkResult::Parent { child }) => child,
+        Ok(ForkResult::Parent { child }) => {
+            // Also here: a signal may come before the child ran its setpgid.
+            let _ = nix::unistd::setpgid(child, child);
+            child
+        }
     };
     let mut event = new_event(index, step);
     event.observed.insert("command_pid_inside".into(), command.to_string());
@@ -538,7 +548,9 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
                 }
             }
             Ok(signal) => {
-                let _ = nix::sys::signal::kill(command, signal);
+                // The whole group, as Ctrl-C on a terminal would: `sleep` under a
+                // non-interactive shell gets it too.
+                let _ = nix::sys::signal::killpg(command, signal);
             }
             Err(_) => {}
         }

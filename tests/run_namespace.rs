@@ -1,0 +1,341 @@
+//! `sandbox run` in namespace mode against the real kernel: what the student
+//! sees, what they cannot reach, limits, exit statuses, and that nothing leaks.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn run_in(profile: &str, script: &str) -> Output {
+    run(sandbox().arg("run").arg(profile_path(profile)).args(["--mode", "namespace", "--", "/bin/bash", "-c", script]).stdin(Stdio::null()))
+}
+
+/// stdout of a script that must succeed inside.
+fn inside(profile: &str, script: &str) -> String {
+    let output = run_in(profile, script);
+    assert!(output.status.success(), "`{script}` failed ({}):\n{}{}", output.status, stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+#[test]
+fn the_command_is_alone_with_its_init() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let text = inside("run.toml", "ps -e -o pid=,ppid=,comm=; echo parent=$PPID");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("parent=")).collect();
+    assert!(lines.len() <= 4, "only init, bash and ps: {text}");
+    assert!(lines[0].trim().starts_with("1 "), "PID 1 first: {text}");
+    assert!(text.contains("parent=1"), "the command's parent is PID 1: {text}");
+}
+
+#[test]
+fn hostname_network_and_ids_are_the_sandbox_s() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let text = inside("run.toml", "uname -n; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/uid_map; id -un");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "lab");
+    assert_eq!(lines[1], "lo", "only loopback: {text}");
+    let map: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(map[0], "0");
+    assert_ne!(map[1], "0", "root inside is never root outside: {text}");
+    assert_eq!(lines[3], "student");
+}
+
+#[test]
+fn host_loopback_is_unreachable() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let output = run_in("run.toml", &format!("echo hi > /dev/tcp/127.0.0.1/{port} && echo CONNECTED"));
+    assert!(!stdout(&output).contains("CONNECTED"), "reached the host's loopback");
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "a connection arrived on the host");
+}
+
+#[test]
+fn host_files_and_processes_are_out_of_reach() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let marker = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    fs::write(marker.path(), "host secret").unwrap();
+    let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
+    let host_pid = sleeper.id();
+    let marker_path = marker.path().display().to_string();
+    // As root inside: the classic double chroot, /proc/1/root, signals, ptrace.
+    let script = format!(
+        r#"cat {m} /proc/1/root{m} 2>/dev/null && echo READ
+           perl -e 'mkdir "/tmp/x"; chroot "/tmp/x"; chdir ".." for 1..64; chroot "."; open(F, "<", "{m}") && print "ESCAPED\n"'
+           kill -9 {host_pid} 2>/dev/null && echo KILLED
+           python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); print("handle", l.syscall(304, -100, 0, 0), ctypes.get_errno())'
+           echo LISTING $(ls /proc/1/root/ 2>&1)"#,
+        m = marker_path
+    );
+    let output = run_in("runroot.toml", &script);
+    let text = stdout(&output);
+    assert!(!text.contains("READ") && !text.contains("ESCAPED"), "host file read: {text}{}", stderr(&output));
+    assert!(!text.contains("KILLED"));
+    assert!(text.contains("handle -1 1"), "open_by_handle_at must fail with EPERM: {text}{}", stderr(&output));
+    let listing = text.lines().find(|l| l.starts_with("LISTING")).unwrap_or_default();
+    assert!(!listing.contains("work") && !listing.contains("boot"), "/proc/1/root shows the host: {text}");
+    assert!(sleeper.try_wait().unwrap().is_none(), "the host process was signalled");
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
+fn kernel_settings_devices_and_mounts_are_refused_even_to_root() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let script = r#"
+        for f in /proc/sys/kernel/core_pattern /proc/sys/kernel/hostname /proc/sys/vm/drop_caches; do
+            (echo x > $f) 2>/dev/null && echo "WROTE $f"
+        done
+        mknod /tmp/null c 1 3 2>/dev/null && echo MKNOD
+        python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); print("mount", l.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())'
+        wc -c < /proc/keys; cat /proc/sysvipc/shm | wc -l
+        grep CapEff /proc/self/status"#;
+    let text = inside("runroot.toml", script);
+    assert!(!text.contains("WROTE") && !text.contains("MKNOD"), "{text}");
+    assert!(text.contains("mount -1 1"), "mount(2) must fail with EPERM: {text}");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert!(lines.contains(&"0"), "/proc/keys is masked: {text}");
+    assert!(lines.contains(&"1"), "no SysV shared memory from the host, only the header: {text}");
+    let student = inside("run.toml", "grep -E 'CapEff|CapBnd|NoNewPrivs|Seccomp:' /proc/self/status");
+    assert!(student.contains("CapEff:\t0000000000000000") && student.contains("CapBnd:\t0000000000000000"), "{student}");
+    assert!(student.contains("NoNewPrivs:\t1") && student.contains("Seccomp:\t2"), "{student}");
+}
+
+#[test]
+fn an_inherited_directory_fd_is_closed() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let dir = fs::File::open("/").unwrap();
+    let fd = dir.as_raw_fd();
+    // SAFETY: clearing close-on-exec on our own fd, so `sandbox` inherits it.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let text = inside("run.toml", "ls /proc/self/fd | tr '\\n' ' '");
+    let fds: Vec<&str> = text.split_whitespace().collect();
+    assert!(fds.iter().all(|f| ["0", "1", "2", "3"].contains(f)), "fd {fd} leaked in: {text}");
+}
+
+#[test]
+fn memory_limit_oom_kills_and_the_tool_says_so() {
+    if !need_root("cgroup limits") {
+        return;
+    }
+    let output = run_in("run.toml", "python3 -c 'x = bytearray(400 * 1024 * 1024); print(len(x))'");
+    assert_eq!(output.status.code(), Some(137), "{}{}", stdout(&output), stderr(&output));
+    assert!(stderr(&output).contains("OOM killer"), "{}", stderr(&output));
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit() {
+    if !need_root("cgroup limits") {
+        return;
+    }
+    // A bomb that counts: fork until the kernel refuses, then clean up.
+    let script = r#"exec python3 -c '
+import os, time
+kids, refused = [], 0
+for i in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    kids.append(pid)
+print(len(kids))
+print(refused)
+for k in kids: os.kill(k, 9)
+for k in kids: os.waitpid(k, 0)
+'"#;
+    let output = run_in("run.toml", script);
+    let text = stdout(&output);
+    let counts: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert!(counts.len() == 2 && counts[0] < 48, "more processes than pids = 48: {text}{}", stderr(&output));
+    assert!(counts[1] > 0, "fork never failed: {text}{}", stderr(&output));
+}
+
+#[test]
+fn exit_statuses_are_the_command_s() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    assert_eq!(run_in("run.toml", "exit 7").status.code(), Some(7));
+    assert_eq!(run_in("run.toml", "kill -TERM $$").status.code(), Some(143));
+    let missing = run(sandbox().arg("run").arg(profile_path("run.toml")).args(["--", "/no/such/program"]).stdin(Stdio::null()));
+    assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("/no/such/program"), "{}", stderr(&missing));
+    let not_exec = run(sandbox().arg("run").arg(profile_path("run.toml")).args(["--", "/etc/passwd"]).stdin(Stdio::null()));
+    assert_eq!(not_exec.status.code(), Some(126), "{}", stderr(&not_exec));
+    let bad = run(sandbox().arg("run").arg("/no/such/profile.toml").stdin(Stdio::null()));
+    assert_eq!(bad.status.code(), Some(125));
+}
+
+// ----- nothing leaks ---------------------------------------------------------------------------
+
+/// Mounts of the host that mention the store: there must be none after a run.
+fn store_mounts() -> Vec<String> {
+    let home = shared_home().display().to_string();
+    fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&home)).map(String::from).collect()
+}
+
+fn cgroups_of(supervisor: u32) -> Vec<String> {
+    let needle = format!("sandbox-run-{supervisor}");
+    let mut found = Vec::new();
+    for hierarchy in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let mut stack = vec![hierarchy.path()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    if entry.file_name().to_string_lossy().starts_with(&needle) {
+                        found.push(entry.path().display().to_string());
+                    }
+                    if stack.len() < 10_000 {
+                        stack.push(entry.path());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+fn processes_with(marker: &str) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_sleeper(marker: &str) -> std::process::Child {
+    sandbox()
+        .arg("run")
+        .arg(profile_path("run.toml"))
+        .args(["--", "/bin/bash", "-c", &format!("sleep {marker} & sleep {marker}; echo done")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn assert_clean(supervisor: u32, marker: &str) {
+    wait_until("the sandbox's processes end", || processes_with(marker).is_empty());
+    assert!(store_mounts().is_empty(), "mounts leaked: {:?}", store_mounts());
+    assert!(cgroups_of(supervisor).is_empty(), "cgroups leaked: {:?}", cgroups_of(supervisor));
+}
+
+#[test]
+fn nothing_leaks_after_exit_error_interrupt_or_kill() {
+    if !need_root("cgroups and mounts") {
+        return;
+    }
+    // Normal exit and a failing command.
+    for script in ["exit 0", "exit 3"] {
+        let child = sandbox().arg("run").arg(profile_path("run.toml")).args(["--", "/bin/bash", "-c", script]).stdin(Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.code().is_some());
+        assert_clean(pid, "no-marker-needed-here");
+    }
+    // Ctrl-C: SIGINT to the supervisor reaches the command, which dies of it.
+    let marker = "1234.5";
+    let mut child = spawn_sleeper(marker);
+    wait_until("the sleepers start", || processes_with(marker).len() >= 2);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "the command died of SIGINT");
+    assert_clean(child.id(), marker);
+    // kill -9 of the supervisor: the sandbox dies with it; the next run removes its cgroup.
+    let marker = "1234.6";
+    let mut child = spawn_sleeper(marker);
+    wait_until("the sleepers start", || processes_with(marker).len() >= 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until("the sandbox dies with its supervisor", || processes_with(marker).is_empty());
+    assert!(store_mounts().is_empty(), "mounts leaked: {:?}", store_mounts());
+    ok(sandbox().arg("run").arg(profile_path("run.toml")).args(["--", "/bin/true"]).stdin(Stdio::null()));
+    assert!(cgroups_of(child.id()).is_empty(), "the next run removes a killed run's cgroup: {:?}", cgroups_of(child.id()));
+}
+
+#[test]
+fn interactive_bash_through_a_terminal() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+    let mut child = sandbox()
+        .arg("run")
+        .arg(profile_path("run.toml"))
+        .args(["--", "/bin/bash", "--norc", "-i"])
+        .env("TERM", "dumb")
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let mut seen = String::new();
+    // Reads with a deadline: a hang fails the test instead of blocking CI.
+    let read_until = |master: &mut fs::File, needle: &str, seen: &mut String| {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            assert!(start.elapsed() < Duration::from_secs(15), "never saw {needle:?} in {seen:?}");
+            let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+                continue;
+            }
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    };
+    use std::io::Write;
+    master.write_all(b"echo $((6*7)); readlink /proc/self/fd/0\n").unwrap();
+    read_until(&mut master, "42", &mut seen);
+    read_until(&mut master, "/dev/pts/", &mut seen);
+    master.write_all(b"sleep 100\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Ctrl-C reaches the foreground job inside, not the supervisor.
+    master.write_all(&[0x03]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"echo after=$?\n").unwrap();
+    read_until(&mut master, "after=130", &mut seen);
+    master.write_all(b"exit 5\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "{seen}");
+}
