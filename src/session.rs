@@ -82,6 +82,11 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
         cgroup_writes,
         cgroup_procs,
     };
+    if root && request.mode == Mode::Namespace && !idmapped_mounts_supported() {
+        warnings.push(
+            "this kernel has no idmapped mounts (Linux 5.12+): inside, the rootfs's files show as owned by nobody; they stay read-only and usable".into(),
+        );
+    }
     if !root && request.mode == Mode::Namespace {
         warnings.push(format!(
             "running without root: only your own uid is mapped (to {} inside), so the rootfs's files show your ownership",

@@ -339,3 +339,27 @@ fn interactive_bash_through_a_terminal() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(5), "{seen}");
 }
+
+#[test]
+fn an_unprivileged_user_runs_rootless() {
+    if !need_root("switching to the user nobody for the test") {
+        return;
+    }
+    let home = tempfile::tempdir_in("/tmp").unwrap();
+    nix::unistd::chown(home.path(), Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).unwrap();
+    let output = run(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["run", "shell", "--", "/bin/bash", "-c", "id -un; cat /proc/self/uid_map; ps -e --no-headers | wc -l"])
+        .env("SANDBOX_HOME", home.path().join("state"))
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .stdin(Stdio::null()));
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "student");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["1000", "65534", "1"]);
+    assert_eq!(lines[2], "2", "init and ps only: {text}");
+    assert!(stderr(&output).contains("will not be applied"), "it says plainly that the limits are not applied: {}", stderr(&output));
+}

@@ -32,3 +32,30 @@ pub fn doctor(json: bool) -> Result<ExitCode, Failure> {
     let missing = report.checks.iter().any(|c| c.status == crate::doctor::Status::Missing);
     Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
+
+/// `sandbox gc`: remove what crashed runs left behind: cgroups of supervisors
+/// that are gone, and build directories abandoned in the store for an hour.
+pub fn gc() -> Result<ExitCode, Failure> {
+    let mut out = stream(Stream::Stdout);
+    let mut removed = 0;
+    if let Ok(layout) = crate::cgroup::detect() {
+        for dir in crate::cgroup::remove_leftovers(&layout)? {
+            writeln!(out, "removed cgroup {}", dir.display())?;
+            removed += 1;
+        }
+    }
+    let tmp = crate::state::home().join("store/tmp");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+        if old {
+            std::fs::remove_dir_all(entry.path())?;
+            writeln!(out, "removed abandoned build {}", entry.path().display())?;
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        writeln!(out, "nothing to remove")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -63,6 +63,8 @@ enum Command {
         #[arg(default_value = "shell")]
         profile: String,
     },
+    /// Remove what crashed runs left behind (cgroups, abandoned builds).
+    Gc,
     /// List the ready profiles built into this binary.
     Profiles,
     /// Check what this machine supports (namespaces, cgroups, overlayfs) and what is missing.
@@ -97,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Check { profile } => build::check(&profile),
         Command::Why { path, profile } => why::why(&path, &profile),
         Command::Profiles => info::profiles(),
+        Command::Gc => info::gc(),
         Command::Doctor { json } => info::doctor(json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());

@@ -125,7 +125,8 @@ pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysRe
             kernel.setsid()?;
             kernel.join_session_keyring()
         }
-        Action::SetUser { uid, gid } => kernel.set_ids(*uid, *gid),
+        Action::SetUser { uid, gid, clear_groups: true } => kernel.set_ids(*uid, *gid),
+        Action::SetUser { uid, gid, clear_groups: false } => kernel.switch_ids(*uid, *gid),
         Action::DropCapabilities { keep } => {
             let keep: Vec<caps::Capability> = keep.iter().filter_map(|name| name.parse().ok()).collect();
             kernel.keep_capabilities(&keep)

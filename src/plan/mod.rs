@@ -165,7 +165,7 @@ fn user_steps(input: &Input, actor: Actor, steps: &mut Vec<Step>) {
     steps.push(step(
         "set-user",
         actor,
-        Action::SetUser { uid: user.uid, gid: user.gid },
+        Action::SetUser { uid: user.uid, gid: user.gid, clear_groups: !matches!(input.ids, IdMapping::Single { .. }) },
         format!("setpriv --reuid={} --regid={} --clear-groups", user.uid, user.gid),
         format!("setgroups(0, NULL); setresgid({0}, {0}, {0}); prctl(PR_SET_KEEPCAPS, 1); setresuid({1}, {1}, {1})", user.gid, user.uid),
     ));

@@ -135,7 +135,9 @@ pub enum Action {
     Chroot { path: PathBuf },
     /// A session of its own, and a new session keyring (the caller's keys are out of reach).
     NewSession,
-    SetUser { uid: u32, gid: u32 },
+    /// The profile's user. `clear_groups`: drop supplementary groups, which a
+    /// rootless sandbox may not (its setgroups is denied, and it has none).
+    SetUser { uid: u32, gid: u32, clear_groups: bool },
     /// Keep only these capabilities (empty: none), in every set, the bounding set too.
     DropCapabilities { keep: Vec<String> },
     NoNewPrivs,
