@@ -360,6 +360,6 @@ fn an_unprivileged_user_runs_rootless() {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     assert_eq!(lines[0], "student");
     assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["1000", "65534", "1"]);
-    assert_eq!(lines[2], "2", "init and ps only: {text}");
+    assert_eq!(lines[2], "4", "init, bash, ps and wc only: {text}");
     assert!(stderr(&output).contains("will not be applied"), "it says plainly that the limits are not applied: {}", stderr(&output));
 }
