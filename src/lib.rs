@@ -13,3 +13,4 @@ pub mod doctor;
 pub mod isolate;
 pub mod plan;
 pub mod session;
+pub mod explain;

@@ -3,6 +3,7 @@
 //! exit status 125).
 
 mod build;
+mod explain;
 mod info;
 mod output;
 mod run;
@@ -51,6 +52,30 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Run the same steps as `run`, one at a time, showing what each changed.
+    Explain {
+        #[arg(default_value = "shell")]
+        profile: String,
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Wait for Enter before each step (a class at the teacher's pace).
+        #[arg(long)]
+        step: bool,
+        /// Show the plan with its texts and shell equivalents; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// en or ko (default: from LANG).
+        #[arg(long)]
+        lang: Option<String>,
+        /// One JSON object a line: each step's id, command, system call, result and observations.
+        #[arg(long)]
+        json: bool,
+        /// Tell how the rootfs was assembled instead.
+        #[arg(long)]
+        build: bool,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Validate a profile (syntax, values, programs, locales, zones) without building.
     Check {
         #[arg(default_value = "shell")]
@@ -96,6 +121,16 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
         Command::Run { profile, mode, command } => run::run(&profile, mode.map(Into::into), command),
+        Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => explain::explain(explain::Args {
+            profile,
+            mode: mode.map(Into::into),
+            step,
+            dry_run,
+            lang,
+            json,
+            build,
+            command,
+        }),
         Command::Check { profile } => build::check(&profile),
         Command::Why { path, profile } => why::why(&path, &profile),
         Command::Profiles => info::profiles(),

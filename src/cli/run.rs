@@ -71,11 +71,18 @@ pub fn warn(warnings: &[String]) -> std::io::Result<()> {
 /// Launch the session's plan and clean up its cgroup; the exit status to
 /// return. A failed step becomes one clear message.
 pub fn execute(session: &Session, observer: &mut dyn FnMut(&Event)) -> Result<i32, Failure> {
+    execute_with(session, observer, None)
+}
+
+/// `execute`, pausing before each step when `pause` is given (explain --step).
+pub fn execute_with<'a>(session: &'a Session, observer: &mut dyn FnMut(&Event), pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>) -> Result<i32, Failure> {
     if let Some(cgroup) = &session.cgroup {
         // Leftovers of sandboxes whose supervisor was killed.
         let _ = crate::cgroup::remove_leftovers_near(cgroup.as_ref());
     }
-    let options = Options { tty: std::io::stdin().is_terminal(), cgroup: session.cgroup.as_deref(), before_step: None };
+    // With --step, stdin answers the pauses: the command gets no terminal of its own.
+    let tty = std::io::stdin().is_terminal() && pause.is_none();
+    let options = Options { tty, cgroup: session.cgroup.as_deref(), before_step: pause };
     let result = isolate::launch(&session.plan, options, observer);
     let oom = session.cgroup.as_ref().and_then(|c| c.stats().oom_kills).unwrap_or(0);
     if let Some(cgroup) = &session.cgroup {

@@ -31,6 +31,8 @@ pub enum Message {
     NeedIds,
     /// PID 1 of the sandbox, as the host numbers it (for signals and `nsenter`).
     Init { pid: i32 },
+    /// `explain --step`: the sender is about to run step `index` and waits for "go".
+    Ready { index: usize },
     /// The command could not be started (126: not executable, 127: not found).
     ExecFailed { status: i32, error: String },
 }

@@ -42,8 +42,10 @@ pub struct Options<'a> {
     /// Connect the command to a new pseudo-terminal (stdin is a terminal).
     pub tty: bool,
     pub cgroup: Option<&'a dyn CgroupManager>,
-    /// Pause before each step until this returns (explain --step); None: no pause.
-    pub before_step: Option<&'a mut dyn FnMut(&Step, Option<i32>)>,
+    /// Pause before each step until this returns (explain --step); None: no
+    /// pause. It gets the step's index and the host PID of the sandbox's init
+    /// once there is one.
+    pub before_step: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
 }
 
 /// How a sandbox ended.
@@ -77,7 +79,12 @@ pub fn launch(plan: &Plan, options: Options, observer: &mut dyn FnMut(&Event)) -
     let steps = &plan.steps;
     // Supervisor steps that come before any process: the cgroup and its limits.
     let mut next = 0;
+    let mut options = options;
+    let step_mode = options.before_step.is_some();
     while next < steps.len() && steps[next].actor == Actor::Supervisor {
+        if let Some(pause) = options.before_step.as_mut() {
+            pause(next, None);
+        }
         let event = supervisor_step(next, &steps[next], options.cgroup, None);
         observer(&event);
         if !event.ok {
@@ -98,7 +105,7 @@ pub fn launch(plan: &Plan, options: Options, observer: &mut dyn FnMut(&Event)) -
         ForkResult::Child => {
             drop(parent_end);
             let slave = pty.map(|p| p.slave);
-            let status = child_main(plan, next, child_end.into_raw_fd(), slave, supervisor_pid);
+            let status = child_main(plan, next, child_end.into_raw_fd(), slave, supervisor_pid, step_mode);
             // SAFETY: leaving the forked child without running the parent's destructors.
             unsafe { libc::_exit(status) }
         }
@@ -132,12 +139,13 @@ fn supervise(
     while let Some(Ok(line)) = lines.next() {
         let Ok(message) = serde_json::from_str::<Message>(&line) else { continue };
         match message {
-            Message::Event(event) => {
+            Message::Ready { index } => {
                 if let Some(pause) = options.before_step.as_mut() {
-                    if let Some(step) = plan.steps.get(event.index + 1) {
-                        pause(step, outcome.init_pid);
-                    }
+                    pause(index, outcome.init_pid);
                 }
+                answer(&channel, true, None)?;
+            }
+            Message::Event(event) => {
                 observer(&event);
                 if !event.ok {
                     outcome.failed = Some(event);
@@ -147,6 +155,9 @@ fn supervise(
                 let mut go = true;
                 let mut idmapped = None;
                 for (index, step) in &supervisor_steps {
+                    if let Some(pause) = options.before_step.as_mut() {
+                        pause(*index, outcome.init_pid);
+                    }
                     let event = supervisor_step(*index, step, options.cgroup, Some(child));
                     observer(&event);
                     if !event.ok {
@@ -312,7 +323,7 @@ fn wait_exit_status(child: Pid) -> i32 {
 
 // ----- the child: namespaces ---------------------------------------------------------------------
 
-fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>, supervisor: Pid) -> i32 {
+fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>, supervisor: Pid, step_mode: bool) -> i32 {
     if die_with_parent(supervisor).is_err() {
         return TOOL_FAILED;
     }
@@ -322,12 +333,15 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
         let _ = unsafe { nix::sys::signal::signal(*signal, SigHandler::SigIgn) };
     }
     let mut kernel = Real;
-    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None };
+    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None, step_mode };
     let steps = &plan.steps;
     for index in first..steps.len() {
         let step = &steps[index];
         if step.actor != Actor::Child {
             continue;
+        }
+        if !await_turn(&ctx, index) {
+            return TOOL_FAILED;
         }
         let mut event = new_event(index, step);
         if let Action::Unshare { namespace: Namespace::Pid } = step.action {
@@ -374,6 +388,9 @@ fn first_inside_ids(plan: &Plan) -> Option<(u32, u32)> {
 fn run_chroot_rest(plan: &Plan, from: usize, kernel: &mut dyn Kernel, ctx: &Context) -> i32 {
     let channel = ctx.channel.unwrap_or(-1);
     for (index, step) in plan.steps.iter().enumerate().skip(from) {
+        if !await_turn(ctx, index) {
+            return TOOL_FAILED;
+        }
         if let Action::Exec { argv, env, workdir } = &step.action {
             restore_signals();
             report(channel, new_event(index, step), Ok(()));
@@ -433,6 +450,10 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, s
     }
     event.observed.insert("after".into(), setup::namespace_link(Namespace::Pid));
     event.observed.insert("pid_inside".into(), nix::unistd::getpid().to_string());
+    // /proc is still the host's here: its idea of "self" is our PID outside.
+    if let Ok(outside) = std::fs::read_link("/proc/self") {
+        event.observed.insert("pid_outside".into(), outside.display().to_string());
+    }
     report(channel, event, Ok(()));
     if let Some(slave) = &slave {
         // The terminal becomes the sandbox's stdin, stdout and stderr.
@@ -446,6 +467,9 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, s
     for (index, step) in plan.steps.iter().enumerate().skip(pid_step + 1) {
         if step.actor != Actor::Init {
             continue;
+        }
+        if !await_turn(&ctx, index) {
+            return TOOL_FAILED;
         }
         if let Action::Exec { argv, env, workdir } = &step.action {
             return run_as_init(index, step, argv, env, workdir, channel);
@@ -537,6 +561,7 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
     };
     let mut event = new_event(index, step);
     event.observed.insert("command_pid_inside".into(), command.to_string());
+    event.observed.insert("init_pid_inside".into(), nix::unistd::getpid().to_string());
     report(channel, event, Ok(()));
     // SAFETY: PID 1's copy of the channel; the command keeps its own until exec.
     drop(unsafe { OwnedFd::from_raw_fd(channel) });
@@ -605,6 +630,13 @@ fn find_program(program: &str, path_var: &str) -> Option<PathBuf> {
 }
 
 // ----- shared helpers ----------------------------------------------------------------------------
+
+/// `explain --step`: say which step comes next and wait for the supervisor.
+fn await_turn(ctx: &Context, index: usize) -> bool {
+    let Some(channel) = ctx.channel.filter(|_| ctx.step_mode) else { return true };
+    send(channel, &Message::Ready { index });
+    wait_for_go(channel).0
+}
 
 /// Send the step's event; false when it failed.
 fn report(channel: RawFd, mut event: Event, result: Result<(), SysError>) -> bool {

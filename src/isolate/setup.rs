@@ -20,6 +20,8 @@ pub struct Context {
     /// private directories; `/proc/self/fd/N` reaches the rootfs without
     /// walking them.
     pub rootfs: Option<(PathBuf, RawFd)>,
+    /// `explain --step`: wait for the supervisor's "go" before each step.
+    pub step_mode: bool,
 }
 
 impl Context {
@@ -230,7 +232,7 @@ mod tests {
 
     fn record(plan: &Plan, actor: Actor) -> Vec<String> {
         let mut kernel = Recorder::default();
-        let ctx = Context { channel: Some(7), idmapped_rootfs: None, rootfs: None };
+        let ctx = Context { channel: Some(7), idmapped_rootfs: None, rootfs: None, step_mode: false };
         for step in plan.for_actor(actor) {
             perform(&mut kernel, &step.action, &ctx).unwrap();
         }
@@ -276,7 +278,7 @@ mod tests {
     #[test]
     fn a_failing_call_names_itself_and_its_errno() {
         let mut kernel = Recorder { fail_on: Some(("mount(proc".into(), nix::errno::Errno::EPERM)), ..Default::default() };
-        let ctx = Context { channel: None, idmapped_rootfs: None, rootfs: None };
+        let ctx = Context { channel: None, idmapped_rootfs: None, rootfs: None, step_mode: false };
         let action = Action::MountProc { target: "/r/proc".into() };
         let error = perform(&mut kernel, &action, &ctx).unwrap_err();
         assert_eq!(error.errno, nix::errno::Errno::EPERM);

@@ -92,6 +92,11 @@ impl Plan {
         self.steps.iter().map(|s| s.id).collect()
     }
 
+    /// The command the plan ends by starting.
+    pub fn command(&self) -> Vec<String> {
+        self.steps.iter().find_map(|s| if let Action::Exec { argv, .. } = &s.action { Some(argv.clone()) } else { None }).unwrap_or_default()
+    }
+
     pub fn for_actor(&self, actor: Actor) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(move |s| s.actor == actor)
     }

@@ -88,6 +88,7 @@ impl<'h> Resolver<'h> {
         self.settle()?;
         self.add_message_catalogs(profile);
         self.add_lab_files(profile)?;
+        self.add_mount_points(profile)?;
         self.add_parents();
         Ok(self.manifest)
     }
@@ -154,6 +155,17 @@ impl<'h> Resolver<'h> {
             let (uid, gid) = owner(&path);
             let entry = Entry::inline(path, write.content.clone(), write.mode, Reason::LabFile { origin: write.origin.clone() });
             self.insert_replacing(Entry { uid, gid, ..entry });
+        }
+        Ok(())
+    }
+
+    /// The rootfs is mounted read-only: a `[[mounts]]` target must already be a directory in it.
+    fn add_mount_points(&mut self, profile: &Profile) -> Result<(), ResolveError> {
+        for mount in &profile.mounts {
+            let path = self.place(&mount.target).ok_or_else(|| ResolveError::Outside { origin: mount.origin.clone(), path: mount.target.clone() })?;
+            if !self.manifest.entries.contains_key(&path) {
+                self.insert(Entry::dir(path, 0o755, Reason::LabFile { origin: mount.origin.clone() }));
+            }
         }
         Ok(())
     }

@@ -1,0 +1,144 @@
+//! `sandbox explain`: the same plan `run` carries out, one step at a time,
+//! with what each step changed in this very run.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use super::output::{Failure, Stream, stream};
+use crate::explain::{Catalog, Lang, Narrator, equivalents, render, story};
+use crate::isolate::{self, Event};
+use crate::profile::Mode;
+
+pub struct Args {
+    pub profile: String,
+    pub mode: Option<Mode>,
+    pub step: bool,
+    pub dry_run: bool,
+    pub lang: Option<String>,
+    pub json: bool,
+    pub build: bool,
+    pub command: Vec<String>,
+}
+
+/// What runs inside when nobody is at a terminal: a look around that shows
+/// the sandbox's own PIDs, name, user and root.
+fn demonstration() -> Vec<String> {
+    let script = "echo '$ ps -e -o pid,ppid,user,comm'; ps -e -o pid,ppid,user,comm; \
+                  echo '$ uname -n'; uname -n; echo '$ id'; id; echo '$ ls /'; ls /";
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+pub fn explain(args: Args) -> Result<ExitCode, Failure> {
+    let profile = super::build::load(&args.profile)?;
+    let catalog = Catalog::load(Lang::choose(args.lang.as_deref()));
+    let mut out = stream(Stream::Stdout);
+    let width = render::terminal_width();
+
+    if args.build {
+        let (manifest, _) = crate::resolve::resolve_profile(&profile)?;
+        let rootfs = super::run::rootfs_for(&profile)?;
+        let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned());
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total: 0 };
+        story::tell(&mut narrator, &manifest, digest.as_deref())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mode = args.mode.unwrap_or(profile.run.mode);
+    let interactive = std::io::stdin().is_terminal();
+    let demo = args.command.is_empty() && !interactive;
+    let command = if demo { demonstration() } else { args.command.clone() };
+    let session = super::run::prepare(&profile, mode, command, args.dry_run)?;
+    let plan = &session.plan;
+    let total = plan.steps.len();
+
+    if args.dry_run {
+        if args.json {
+            for (index, step) in plan.steps.iter().enumerate() {
+                let line = serde_json::json!({"phase": "plan", "index": index, "id": step.id, "actor": step.actor, "title": catalog.title(step.id), "command": step.shell, "syscall": step.syscall, "action": step.action});
+                writeln!(out, "{line}")?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
+        for (index, step) in plan.steps.iter().enumerate() {
+            narrator.header(index, step)?;
+            narrator.not_run()?;
+        }
+        summary(&mut narrator, &profile, mode, plan, &plan.command())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    super::run::warn(&session.warnings)?;
+    if demo && !args.json {
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
+        narrator.paragraph(catalog.text("demo"))?;
+    }
+    // A step's header comes before it (with --step) or with its event.
+    let announced = std::cell::RefCell::new(vec![false; total]);
+    let failed = std::cell::Cell::new(false);
+    let mut observer = |event: &Event| {
+        let Some(step) = plan.steps.get(event.index) else { return };
+        let mut out = stream(Stream::Stdout);
+        if args.json {
+            let line = serde_json::json!({"phase": "step", "index": event.index, "id": event.id, "actor": event.actor, "title": catalog.title(step.id), "command": step.shell, "syscall": step.syscall, "ok": event.ok, "error": event.error, "errno": event.errno, "observed": event.observed});
+            let _ = writeln!(out, "{line}");
+            return;
+        }
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
+        if !std::mem::replace(&mut announced.borrow_mut()[event.index], true) {
+            let _ = narrator.header(event.index, step);
+        }
+        if event.ok {
+            let _ = narrator.observed(event);
+        } else {
+            failed.set(true);
+            let _ = narrator.failure(event, &isolate::hints::fix(&event.id, event.errno));
+        }
+    };
+    let mut pause = |index: usize, init: Option<i32>| {
+        let Some(step) = plan.steps.get(index) else { return };
+        let mut out = stream(Stream::Stdout);
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
+        announced.borrow_mut()[index] = true;
+        let _ = narrator.header(index, step);
+        if let Some(pid) = init {
+            let _ = narrator.line("", &format!("{}: sudo nsenter -t {pid} -a", catalog.text("look_from_outside")));
+        }
+        let _ = write!(out, "  [{}] ", catalog.text("press_enter"));
+        let _ = out.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    };
+    let pause: Option<&mut dyn FnMut(usize, Option<i32>)> = if args.step { Some(&mut pause) } else { None };
+    let status = super::run::execute_with(&session, &mut observer, pause)?;
+    let failed = failed.get();
+    if args.json {
+        writeln!(out, "{}", serde_json::json!({"phase": "exit", "status": status}))?;
+    } else if !failed {
+        let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
+        summary(&mut narrator, &profile, mode, plan, &plan.command())?;
+    }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+fn summary(narrator: &mut Narrator, profile: &crate::profile::Profile, mode: Mode, plan: &crate::plan::Plan, command: &[String]) -> std::io::Result<()> {
+    let catalog = narrator.catalog;
+    narrator.section(catalog.text("summary_title"))?;
+    let key = if mode == Mode::Chroot { "summary_chroot" } else { "summary_namespace" };
+    narrator.paragraph(catalog.text(key))?;
+    narrator.section(catalog.text("equivalents"))?;
+    let rootfs = plan
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            crate::plan::Action::BindRootfs { rootfs, .. } => Some(rootfs.display().to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "ROOTFS".into());
+    for (tool, line) in equivalents::equivalents(profile, mode, &rootfs, command) {
+        narrator.line(tool, &line)?;
+    }
+    narrator.section(catalog.text("not_protected"))?;
+    let key = if mode == Mode::Chroot { "not_protected_chroot" } else { "not_protected_namespace" };
+    narrator.paragraph(catalog.text(key))
+}
