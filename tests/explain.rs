@@ -146,3 +146,24 @@ fn a_failing_step_is_explained_and_stops_cleanly() {
     assert!(text.contains("What it means") && text.contains("Fix"), "{text}");
     assert!(!text.contains("What you are inside now"), "no summary after a failure: {text}");
 }
+
+#[test]
+fn step_mode_waits_for_enter_before_every_step() {
+    if !need_root("namespaces and cgroups") {
+        return;
+    }
+    use std::io::Write;
+    let mut child = sandbox()
+        .args(["explain", "--step", "--lang", "en", "shell", "--", "/bin/true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all("\n".repeat(64).as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    let plan = json_lines(&ok(sandbox().args(["explain", "--dry-run", "--json", "shell", "--", "/bin/true"])));
+    assert_eq!(text.matches("Press Enter").count(), plan.len(), "one pause per step: {text}");
+    assert!(text.contains("sudo nsenter -t "), "the pause tells how to look from outside: {text}");
+}

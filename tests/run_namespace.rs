@@ -107,7 +107,13 @@ fn kernel_settings_devices_and_mounts_are_refused_even_to_root() {
         python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); print("mount", l.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())'
         wc -c < /proc/keys; cat /proc/sysvipc/shm | wc -l
         grep CapEff /proc/self/status"#;
+    // A shared memory segment on the host, which the sandbox must not see.
+    let created = stdout(&run(Command::new("ipcmk").args(["-M", "4096"])));
+    let id = created.split_whitespace().last().unwrap_or_default().to_string();
+    let host_segments = fs::read_to_string("/proc/sysvipc/shm").unwrap().lines().count();
     let text = inside("runroot.toml", script);
+    run(Command::new("ipcrm").args(["-m", &id]));
+    assert!(host_segments > 1, "the host has a segment to hide: {created}");
     assert!(!text.contains("WROTE") && !text.contains("MKNOD"), "{text}");
     assert!(text.contains("mount -1 1"), "mount(2) must fail with EPERM: {text}");
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
