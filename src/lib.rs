@@ -14,3 +14,5 @@ pub mod isolate;
 pub mod plan;
 pub mod session;
 pub mod explain;
+pub mod instance;
+pub mod export;

@@ -32,6 +32,10 @@ pub struct Request<'a> {
     pub name: String,
     /// Build the plan only: no cgroup is created, no id range is taken.
     pub dry_run: bool,
+    /// A named instance: its writable layer, and the id range it always keeps
+    /// (so the files its students wrote keep their owners).
+    pub layer: Option<crate::plan::Layer>,
+    pub id_base: Option<u32>,
 }
 
 pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
@@ -40,6 +44,8 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let root = nix::unistd::geteuid().is_root();
     let (ids, lease) = if request.dry_run {
         (IdMapping::Range { host_base: ID_BASE }, None)
+    } else if let (true, Some(base)) = (root, request.id_base) {
+        (IdMapping::Range { host_base: base }, None)
     } else if root {
         let (base, lease) = lease_id_range(state)?;
         (IdMapping::Range { host_base: base }, Some(lease))
@@ -81,6 +87,7 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
         cgroup_dirs,
         cgroup_writes,
         cgroup_procs,
+        layer: request.layer.clone(),
     };
     if root && request.mode == Mode::Namespace && !idmapped_mounts_supported() {
         warnings.push(

@@ -113,6 +113,9 @@ pub trait CgroupManager: Send + Sync {
     /// mkdir of every directory; fails if one exists (another run's cgroup is
     /// never reused) and then leaves nothing behind.
     fn create(&self) -> io::Result<()>;
+    /// Instead of `create`: take over the existing cgroup of a named instance
+    /// (for `exec`, `ps` and `stop`, which come after the run that made it).
+    fn adopt(&self) -> io::Result<()>;
     /// Writes the limits ([`CgroupManager::planned_writes`]).
     fn apply(&self, limits: &Limits) -> io::Result<()>;
     /// The `cgroup.procs` files a pid is written to.

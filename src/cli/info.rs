@@ -44,6 +44,7 @@ pub fn gc() -> Result<ExitCode, Failure> {
             removed += 1;
         }
     }
+    removed += super::instances::gc_instances(&mut out)?;
     let tmp = crate::state::home().join("store/tmp");
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {

@@ -4,7 +4,9 @@
 
 mod build;
 mod explain;
+mod export;
 mod info;
+mod instances;
 mod output;
 mod run;
 mod why;
@@ -48,10 +50,44 @@ enum Command {
         /// chroot: the classic jail; namespace: full isolation (default: the profile's [run] mode).
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
+        /// Enter the named instance (a student's own writable layer, kept between sessions).
+        #[arg(long)]
+        name: Option<String>,
+        /// (used by `start`) keep the instance running without a command.
+        #[arg(long, hide = true, requires = "name")]
+        background: bool,
         /// The command to run instead of the profile's, after `--`.
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Start instances in the background, one per name, in parallel.
+    Start {
+        profile: String,
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// A file with one instance name a line.
+        #[arg(long)]
+        names_from: Option<PathBuf>,
+    },
+    /// Run a command in a running instance (the same namespaces, root, user and limits).
+    Exec {
+        name: String,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// List the instances: state, PID, uptime, memory and pids from their cgroup.
+    Ps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop instances (SIGTERM to PID 1, SIGKILL after 5 seconds).
+    Stop { names: Vec<String> },
+    /// Drop instances' writable layers: back to the pristine environment.
+    Reset { names: Vec<String> },
+    /// Remove instances and their layers.
+    Rm { names: Vec<String> },
+    /// What the student changed: A added, C changed, D deleted.
+    Diff { name: String },
     /// Run the same steps as `run`, one at a time, showing what each changed.
     Explain {
         #[arg(default_value = "shell")]
@@ -99,6 +135,10 @@ enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Write the environment as an OCI image, a `docker load` archive, a runtime bundle or a Kubernetes manifest.
+    Export(export::ExportArgs),
+    /// Import an OCI image (layout or archive) into the store as a rootfs.
+    Import(export::ImportArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -120,7 +160,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
-        Command::Run { profile, mode, command } => run::run(&profile, mode.map(Into::into), command),
+        Command::Run { profile, mode: _, name: Some(name), background, command } => instances::run_named(&profile, &name, command, background),
+        Command::Run { profile, mode, name: None, command, .. } => run::run(&profile, mode.map(Into::into), command),
+        Command::Start { profile, names, names_from } => instances::start(&profile, names, names_from.as_deref()),
+        Command::Exec { name, command } => instances::exec(&name, command),
+        Command::Ps { json } => instances::ps(json),
+        Command::Stop { names } => instances::stop(&names),
+        Command::Reset { names } => instances::reset(&names),
+        Command::Rm { names } => instances::rm(&names),
+        Command::Diff { name } => instances::diff(&name),
         Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => explain::explain(explain::Args {
             profile,
             mode: mode.map(Into::into),
@@ -136,6 +184,8 @@ pub fn main() -> ExitCode {
         Command::Profiles => info::profiles(),
         Command::Gc => info::gc(),
         Command::Doctor { json } => info::doctor(json),
+        Command::Export(args) => export::export(args),
+        Command::Import(args) => export::import(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

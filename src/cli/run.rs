@@ -46,6 +46,8 @@ pub fn prepare(profile: &Profile, mode: Mode, command: Vec<String>, dry_run: boo
         command: command_for(profile, command),
         name: crate::cgroup::run_name(&format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))),
         dry_run,
+        layer: None,
+        id_base: None,
     };
     Ok(session::prepare(&request, &crate::state::home())?)
 }
@@ -76,13 +78,25 @@ pub fn execute(session: &Session, observer: &mut dyn FnMut(&Event)) -> Result<i3
 
 /// `execute`, pausing before each step when `pause` is given (explain --step).
 pub fn execute_with<'a>(session: &'a Session, observer: &mut dyn FnMut(&Event), pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>) -> Result<i32, Failure> {
+    launch_session(session, observer, pause, None, true)
+}
+
+/// Launch a session's plan; `on_init` hears the sandbox's PID 1. `tty`: give
+/// the command a terminal when stdin is one.
+pub fn launch_session<'a>(
+    session: &'a Session,
+    observer: &mut dyn FnMut(&Event),
+    pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
+    on_init: Option<&'a mut dyn FnMut(i32)>,
+    tty: bool,
+) -> Result<i32, Failure> {
     if let Some(cgroup) = &session.cgroup {
         // Leftovers of sandboxes whose supervisor was killed.
         let _ = crate::cgroup::remove_leftovers_near(cgroup.as_ref());
     }
     // With --step, stdin answers the pauses: the command gets no terminal of its own.
-    let tty = std::io::stdin().is_terminal() && pause.is_none();
-    let options = Options { tty, cgroup: session.cgroup.as_deref(), before_step: pause };
+    let tty = tty && std::io::stdin().is_terminal() && pause.is_none();
+    let options = Options { tty, cgroup: session.cgroup.as_deref(), before_step: pause, on_init };
     let result = isolate::launch(&session.plan, options, observer);
     let oom = session.cgroup.as_ref().and_then(|c| c.stats().oom_kills).unwrap_or(0);
     if let Some(cgroup) = &session.cgroup {

@@ -102,6 +102,7 @@ mod tests {
                         .map(|f| plan::CgroupWrite { file: PathBuf::from("/c").join(f), value: "1".into() })
                         .collect(),
                     cgroup_procs: vec!["/c/cgroup.procs".into()],
+                    layer: None,
                 };
                 ids.extend(plan::build(&input).ids());
             }

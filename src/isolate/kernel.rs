@@ -31,6 +31,10 @@ pub trait Kernel {
     fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> SysResult;
     fn umount(&mut self, target: &Path, flags: MntFlags) -> SysResult;
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> SysResult;
+    /// setns(2) into the namespaces `/proc/PID/ns/NAME` of a running sandbox,
+    /// in this order. All are opened first: once in its user namespace, this
+    /// process may no longer open the others' /proc files.
+    fn setns(&mut self, pid: i32, namespaces: &[&str]) -> SysResult;
     fn chroot(&mut self, path: &Path) -> SysResult;
     fn chdir(&mut self, path: &Path) -> SysResult;
     fn sethostname(&mut self, name: &str) -> SysResult;
@@ -86,6 +90,20 @@ impl Kernel for Real {
 
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> SysResult {
         nix::unistd::pivot_root(new_root, put_old).map_err(fail(format!("pivot_root({}, {})", new_root.display(), put_old.display())))
+    }
+
+    fn setns(&mut self, pid: i32, namespaces: &[&str]) -> SysResult {
+        let mut fds = Vec::new();
+        for namespace in namespaces {
+            let path = format!("/proc/{pid}/ns/{namespace}");
+            let fd = nix::fcntl::open(path.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(fail(format!("open({path})")))?;
+            fds.push((path, fd));
+        }
+        for (path, fd) in fds {
+            nix::sched::setns(fd, CloneFlags::empty()).map_err(fail(format!("setns({path})")))?;
+        }
+        Ok(())
     }
 
     fn chroot(&mut self, path: &Path) -> SysResult {
@@ -273,6 +291,10 @@ impl Kernel for Recorder {
     fn chroot(&mut self, path: &Path) -> SysResult {
         self.record(format!("chroot({})", p(path)))
     }
+    fn setns(&mut self, pid: i32, namespaces: &[&str]) -> SysResult {
+        self.record(format!("setns(/proc/{pid}/ns/{{{}}})", namespaces.join(",")))
+    }
+
     fn chdir(&mut self, path: &Path) -> SysResult {
         self.record(format!("chdir({})", p(path)))
     }

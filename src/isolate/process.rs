@@ -46,6 +46,8 @@ pub struct Options<'a> {
     /// pause. It gets the step's index and the host PID of the sandbox's init
     /// once there is one.
     pub before_step: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
+    /// Told the host PID of the sandbox's init as soon as it exists.
+    pub on_init: Option<&'a mut dyn FnMut(i32)>,
 }
 
 /// How a sandbox ended.
@@ -174,6 +176,9 @@ fn supervise(
             Message::Init { pid } => {
                 outcome.init_pid = Some(pid);
                 forwarder.set_target(pid);
+                if let Some(on_init) = options.on_init.as_mut() {
+                    on_init(pid);
+                }
             }
             Message::ExecFailed { status, error } => {
                 outcome.exec_error = Some(error);
@@ -344,8 +349,8 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
             return TOOL_FAILED;
         }
         let mut event = new_event(index, step);
-        if let Action::Unshare { namespace: Namespace::Pid } = step.action {
-            return fork_init(plan, index, event, &mut kernel, ctx, slave);
+        if matches!(step.action, Action::Unshare { namespace: Namespace::Pid } | Action::JoinPid { .. }) {
+            return fork_init(plan, index, event, &mut kernel, ctx, slave, &step.action);
         }
         if let Action::Unshare { namespace } = step.action {
             event.observed.insert("before".into(), setup::namespace_link(namespace));
@@ -357,7 +362,9 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
         if !report(channel, event, result) {
             return TOOL_FAILED;
         }
-        if let Action::Unshare { namespace: Namespace::User } = step.action {
+        // After its user namespace (or joining one), the child waits for the
+        // supervisor: uid maps, the cgroup, an idmapped rootfs.
+        if matches!(step.action, Action::Unshare { namespace: Namespace::User } | Action::JoinNamespaces { .. }) {
             send(channel, &Message::NeedIds);
             let (go, fd) = wait_for_go(channel);
             if !go {
@@ -404,10 +411,12 @@ fn run_chroot_rest(plan: &Plan, from: usize, kernel: &mut dyn Kernel, ctx: &Cont
     TOOL_FAILED
 }
 
-fn fork_init(plan: &Plan, index: usize, mut event: Event, kernel: &mut dyn Kernel, ctx: Context, slave: Option<OwnedFd>) -> i32 {
+/// Enter a PID namespace (a new one, or a running sandbox's) and fork: the PID
+/// namespace of a process never changes, only its children's.
+fn fork_init(plan: &Plan, index: usize, mut event: Event, kernel: &mut dyn Kernel, ctx: Context, slave: Option<OwnedFd>, enter: &Action) -> i32 {
     let channel = ctx.channel.unwrap_or(-1);
     event.observed.insert("before".into(), setup::namespace_link(Namespace::Pid));
-    if let Err(e) = kernel.unshare(nix::sched::CloneFlags::CLONE_NEWPID) {
+    if let Err(e) = setup::perform(kernel, enter, &ctx) {
         report(channel, event, Err(e));
         return TOOL_FAILED;
     }
@@ -479,6 +488,7 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, s
         let result = setup::perform(&mut kernel, &step.action, &ctx);
         let result = result.and_then(|()| match &step.action {
             Action::BindRootfs { rootfs, .. } => enter_mapped_ids(plan, rootfs, &mut kernel, &mut ctx),
+            Action::MountOverlay { target, .. } => reach_through_fd(target, &mut ctx),
             _ => Ok(()),
         });
         if matches!(step.action, Action::BindRootfs { .. } | Action::SetUser { .. }) {
@@ -508,7 +518,17 @@ fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &m
         .map_err(|errno| SysError { call: format!("open({}, O_PATH)", rootfs.display()), errno })?;
     ctx.rootfs = Some((rootfs.to_path_buf(), fd.into_raw_fd()));
     let Some((uid, gid)) = first_inside_ids(plan) else { return Ok(()) };
+    // The overlay's upper layer belongs to the instance's root: mount it as that root.
     if uid == 0 { kernel.set_ids(uid, gid) } else { kernel.switch_ids(uid, gid) }
+}
+
+/// From now on the new root is the instance's merged tree: reach it by an fd.
+fn reach_through_fd(target: &Path, ctx: &mut Context) -> Result<(), SysError> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(target, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
+        .map_err(|errno| SysError { call: format!("open({}, O_PATH)", target.display()), errno })?;
+    ctx.rootfs = Some((target.to_path_buf(), fd.into_raw_fd()));
+    Ok(())
 }
 
 /// After setsid: a terminal on stdin becomes the session's controlling terminal.
@@ -529,6 +549,17 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
         watched.add(*signal);
     }
     let _ = watched.thread_block();
+    // PID 1 of a namespace never gets a signal it has no handler for (the
+    // kernel drops it at send time, even when blocked): install one that
+    // never runs, so the blocked signals wait for sigwait below.
+    for signal in watched.iter() {
+        let action = nix::sys::signal::SigAction::new(SigHandler::Handler(ignore_signal), nix::sys::signal::SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: the handler does nothing; signals stay blocked until exec resets them.
+        let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
+    }
+    if argv.is_empty() {
+        return idle(index, step, channel, &watched);
+    }
     // SAFETY: single-threaded; the child execs or _exits.
     let command = match unsafe { fork() } {
         Err(e) => {
@@ -578,6 +609,27 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
                 let _ = nix::sys::signal::killpg(command, signal);
             }
             Err(_) => {}
+        }
+    }
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// A background instance's PID 1: no command of its own; it reaps what
+/// `sandbox exec` leaves behind and ends when told to (`sandbox stop`).
+fn idle(index: usize, step: &Step, channel: RawFd, watched: &SigSet) -> i32 {
+    let mut event = new_event(index, step);
+    event.observed.insert("init_pid_inside".into(), nix::unistd::getpid().to_string());
+    report(channel, event, Ok(()));
+    // SAFETY: PID 1's copy of the channel.
+    drop(unsafe { OwnedFd::from_raw_fd(channel) });
+    loop {
+        match watched.wait() {
+            Ok(Signal::SIGCHLD) => {
+                let _ = reap(Pid::from_raw(0));
+            }
+            Ok(signal) if signal != Signal::SIGWINCH => return 128 + signal as i32,
+            _ => {}
         }
     }
 }

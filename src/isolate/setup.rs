@@ -44,6 +44,9 @@ fn reachable(action: &Action, ctx: &Context) -> Action {
     match action {
         Action::BindRootfs { rootfs, idmapped } => Action::BindRootfs { rootfs: r(rootfs), idmapped: *idmapped },
         Action::MountProc { target } => Action::MountProc { target: r(target) },
+        Action::MountOverlay { lower, upper, work, target } => {
+            Action::MountOverlay { lower: r(lower), upper: upper.clone(), work: work.clone(), target: target.clone() }
+        }
         Action::MountDev { target, devices } => Action::MountDev { target: r(target), devices: devices.clone() },
         Action::MountDevpts { target } => Action::MountDevpts { target: r(target) },
         Action::MountTmp { target, size } => Action::MountTmp { target: r(target), size: *size },
@@ -67,6 +70,20 @@ pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysRe
             (true, Some(fd)) => kernel.attach_mount(fd, rootfs),
             _ => kernel.mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None),
         },
+        Action::MountOverlay { lower, upper, work, target } => {
+            let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+            kernel.mount(Some(Path::new("overlay")), target, Some("overlay"), MsFlags::empty(), Some(&options))
+        }
+        Action::JoinNamespaces { init_pid } => {
+            // The user namespace first: from it come the rights to enter the
+            // others. The PID namespace applies to the children (JoinPid forks).
+            kernel.setns(*init_pid, &["user", "mnt", "uts", "ipc", "net", "cgroup", "pid"])?;
+            // Entering a mount namespace moves our root to its root, which
+            // pivot_root made the sandbox's: stand in it.
+            kernel.chdir(Path::new("/"))
+        }
+        // Entered with the others above; what remains is the fork.
+        Action::JoinPid { .. } => Ok(()),
         Action::MountProc { target } => {
             kernel.mount(Some(Path::new("proc")), target, Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)
         }
@@ -227,6 +244,7 @@ mod tests {
             cgroup_dirs: vec![],
             cgroup_writes: vec![],
             cgroup_procs: vec![],
+            layer: None,
         })
     }
 

@@ -79,6 +79,17 @@ pub struct Input<'a> {
     pub cgroup_dirs: Vec<PathBuf>,
     pub cgroup_writes: Vec<CgroupWrite>,
     pub cgroup_procs: Vec<PathBuf>,
+    /// A named instance: its writable layer over the rootfs.
+    pub layer: Option<Layer>,
+}
+
+/// The writable layer of an instance (overlayfs upper and work dirs, and
+/// where the merged tree is mounted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -241,7 +252,8 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
 
 fn namespace_steps(input: &Input) -> Vec<Step> {
     let profile = input.profile;
-    let root = &input.rootfs;
+    // With an instance layer, the new root is the merged tree, not the rootfs.
+    let root = input.layer.as_ref().map(|l| &l.merged).unwrap_or(&input.rootfs);
     let in_root = |p: &str| root.join(p.trim_start_matches('/'));
     let mut steps = Vec::new();
 
@@ -308,13 +320,24 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
     let idmapped = input.idmapped && matches!(input.ids, IdMapping::Range { .. });
     let (bind_shell, bind_syscall) = if idmapped {
         (
-            format!("mount --bind -o X-mount.idmap=/proc/PID/ns/user {0} {0}", quote(&root.to_string_lossy())),
+            format!("mount --bind -o X-mount.idmap=/proc/PID/ns/user {0} {0}", quote(&input.rootfs.to_string_lossy())),
             "open_tree(OPEN_TREE_CLONE|AT_RECURSIVE); mount_setattr(MOUNT_ATTR_IDMAP); move_mount(...)".to_string(),
         )
     } else {
-        (format!("mount --rbind {0} {0}", quote(&root.to_string_lossy())), format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", root.display()))
+        (format!("mount --rbind {0} {0}", quote(&input.rootfs.to_string_lossy())), format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", input.rootfs.display()))
     };
-    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: root.clone(), idmapped }, bind_shell, bind_syscall));
+    let rootfs = &input.rootfs;
+    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped }, bind_shell, bind_syscall));
+    if let Some(layer) = &input.layer {
+        let options = format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), layer.upper.display(), layer.work.display());
+        steps.push(step(
+            "mount-overlay",
+            init,
+            Action::MountOverlay { lower: rootfs.clone(), upper: layer.upper.clone(), work: layer.work.clone(), target: layer.merged.clone() },
+            format!("mount -t overlay overlay -o {options} {}", layer.merged.display()),
+            format!("mount(\"overlay\", \"{}\", \"overlay\", 0, \"{options}\")", layer.merged.display()),
+        ));
+    }
     steps.push(step(
         "mount-proc",
         init,
@@ -374,7 +397,9 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         format!("cd {} && pivot_root . . && umount -l .", quote(&root.to_string_lossy())),
         format!("chdir(\"{}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH); chdir(\"/\")", root.display()),
     ));
-    let readonly: Vec<PathBuf> = std::iter::once(PathBuf::from("/")).chain(READONLY_PROC.iter().map(PathBuf::from)).collect();
+    // The shared rootfs is read-only; an instance's `/` is its own writable layer.
+    let root_readonly = input.layer.is_none().then(|| PathBuf::from("/"));
+    let readonly: Vec<PathBuf> = root_readonly.into_iter().chain(READONLY_PROC.iter().map(PathBuf::from)).collect();
     steps.push(step(
         "readonly-paths",
         init,
@@ -403,6 +428,41 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
     ));
     steps.push(exec_step(input, init));
     steps
+}
+
+/// `sandbox exec`: join a running sandbox, then become its user with the same
+/// restrictions as its own command had.
+pub fn join(input: &Input, init_pid: i32) -> Plan {
+    let mut steps = Vec::new();
+    steps.push(step(
+        "join-namespaces",
+        Actor::Child,
+        Action::JoinNamespaces { init_pid },
+        format!("nsenter --target {init_pid} --user --mount --uts --ipc --net --cgroup"),
+        format!("setns(open(\"/proc/{init_pid}/ns/user\"), 0); setns(.../mnt); ...; chdir(\"/\")"),
+    ));
+    // The supervisor puts the joining child into the instance's cgroup (its limits hold for it too).
+    if !input.cgroup_procs.is_empty() {
+        let procs = input.cgroup_procs.clone();
+        let shell = procs.iter().map(|p| format!("echo PID > {}", p.display())).collect::<Vec<_>>().join("; ");
+        steps.push(step("cgroup-join", Actor::Supervisor, Action::CgroupJoin { procs }, shell, "write(\"cgroup.procs\", PID)"));
+    }
+    steps.push(step(
+        "join-pid-namespace",
+        Actor::Child,
+        Action::JoinPid { init_pid },
+        format!("nsenter --target {init_pid} --pid"),
+        format!("setns(open(\"/proc/{init_pid}/ns/pid\"), CLONE_NEWPID); fork()"),
+    ));
+    let init = Actor::Init;
+    steps.push(step("new-session", init, Action::NewSession, "setsid", "setsid(); keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)"));
+    user_steps(input, init, &mut steps);
+    steps.push(step("no-new-privs", init, Action::NoNewPrivs, "setpriv --no-new-privs", "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)"));
+    steps.push(step("close-fds", init, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)"));
+    let denied: Vec<String> = crate::isolate::seccomp::DENIED.iter().map(|d| d.syscall.to_string()).collect();
+    steps.push(step("seccomp", init, Action::Seccomp { denied }, "(no shell command)", "seccomp(SECCOMP_SET_MODE_FILTER, ...)"));
+    steps.push(exec_step(input, init));
+    Plan { mode: Mode::Namespace, steps }
 }
 
 fn ns_step(namespace: Namespace) -> Step {

@@ -113,6 +113,14 @@ pub enum Action {
     /// one), idmapped when the kernel can, so its root-owned files look
     /// root-owned inside.
     BindRootfs { rootfs: PathBuf, idmapped: bool },
+    /// An instance's own writable layer over the shared rootfs (overlayfs):
+    /// what the student writes goes to `upper`, the rootfs stays untouched.
+    MountOverlay { lower: PathBuf, upper: PathBuf, work: PathBuf, target: PathBuf },
+    /// `sandbox exec`: enter the namespaces and the root of a running
+    /// sandbox's PID 1 (every namespace but the PID one, which `JoinPid` enters).
+    JoinNamespaces { init_pid: i32 },
+    /// setns into the PID namespace of `init_pid`, then fork: the new process is in it.
+    JoinPid { init_pid: i32 },
     MountProc { target: PathBuf },
     /// A tmpfs /dev with the few devices programs need, bound from the host.
     MountDev { target: PathBuf, devices: Vec<String> },
@@ -144,7 +152,8 @@ pub enum Action {
     Seccomp { denied: Vec<String> },
     /// Close every inherited file descriptor above 2.
     CloseFds,
-    /// Start the command (PID 1 stays behind as init in namespace mode).
+    /// Start the command (PID 1 stays behind as init in namespace mode). An
+    /// empty `argv` is a background instance: PID 1 waits until it is stopped.
     Exec { argv: Vec<String>, env: Vec<(String, String)>, workdir: PathBuf },
 }
 

@@ -13,6 +13,7 @@ fn input(profile: &Profile, mode: Mode) -> Input<'_> {
         cgroup_dirs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1")],
         cgroup_writes: vec![CgroupWrite { file: "/sys/fs/cgroup/sandbox-run-1/memory.max".into(), value: "536870912".into() }],
         cgroup_procs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1/cgroup.procs")],
+        layer: None,
     }
 }
 

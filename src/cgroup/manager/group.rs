@@ -40,6 +40,16 @@ impl Group {
         Group { dirs, kernel, owned: AtomicBool::new(true) }
     }
 
+    /// Take over directories a named instance made earlier (its supervisor
+    /// created them): they are this tool's by their name. Fails when one is missing.
+    pub fn adopt_existing(&self) -> io::Result<()> {
+        if let Some(missing) = self.dirs.iter().find(|d| !d.is_dir()) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", missing.display())));
+        }
+        self.owned.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn owned(&self) -> bool {
         self.owned.load(Ordering::SeqCst)
     }

@@ -58,12 +58,20 @@ impl Kernel for RealKernel {
 
     fn is_alive(&self, pid: i32) -> bool {
         // Signal 0 only checks. EPERM means it exists but belongs to someone else.
-        pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+        // A zombie (exited, never reaped by a careless parent) is not alive.
+        pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH)) && !is_zombie(pid)
     }
 
     fn pause(&self, duration: Duration) {
         std::thread::sleep(duration);
     }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z")))
+        .unwrap_or(false)
 }
 
 /// pid 0 and negative pids address process groups or every process, and the

@@ -72,6 +72,10 @@ impl CgroupManager for V1Manager {
         self.group.dirs().to_vec()
     }
 
+    fn adopt(&self) -> io::Result<()> {
+        self.group.adopt_existing()
+    }
+
     fn create(&self) -> io::Result<()> {
         self.group.create()
     }

@@ -73,6 +73,10 @@ impl CgroupManager for V2Manager {
         self.group.dirs().to_vec()
     }
 
+    fn adopt(&self) -> io::Result<()> {
+        self.group.adopt_existing()
+    }
+
     fn create(&self) -> io::Result<()> {
         self.group.create()?;
         // After mkdir, so that a refused (existing) directory leaves the parent

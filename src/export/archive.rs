@@ -1,0 +1,103 @@
+//! `--tar FILE`: one archive that `docker load` and `podman load` both read.
+//!
+//! It is the format `docker save` writes since Docker 25: a complete OCI image
+//! layout (`oci-layout`, `index.json`, `blobs/sha256/`, so it is also an
+//! `oci-archive:` for skopeo and podman) plus Docker's `manifest.json`, which
+//! names the same config and layer blobs and the tag to load the image as.
+//! Like the layers, the archive is reproducible: sorted members, fixed times,
+//! root-owned, fixed modes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use tar::{EntryType, Header};
+
+use super::chain::Level;
+use super::image::{self, Image, REF_NAME};
+use super::{Context, ExportError, Result, canonical_json};
+
+/// Write the archive of `levels` to `file` (replaced whole, never half-written).
+pub fn write_archive(file: &Path, levels: &[Level], epoch: u64) -> Result<(Image, String)> {
+    let top = levels.last().ok_or_else(|| ExportError::Invalid("a profile has at least one level".into()))?;
+    let reference = super::image_reference(&top.profile, &top.digest);
+    let staging = super::staging_beside(file)?;
+    let layout = staging.path().join("layout");
+    std::fs::create_dir(&layout).at(&layout)?;
+    let annotations = BTreeMap::from([
+        (REF_NAME.to_string(), reference.clone()),
+        // What containerd and `docker save` use to name the image on load.
+        ("io.containerd.image.name".to_string(), reference.clone()),
+    ]);
+    let image = image::write_layout(&layout, levels, epoch, annotations)?;
+    std::fs::write(layout.join("manifest.json"), docker_manifest(&image, &reference)?).at(&layout)?;
+    let tmp = staging.path().join("archive.tar");
+    tar_layout(&layout, &tmp, epoch)?;
+    std::fs::rename(&tmp, file).at(file)?;
+    Ok((image, reference))
+}
+
+/// Docker's `manifest.json`: the config, the tags, the layers in order.
+fn docker_manifest(image: &Image, reference: &str) -> Result<Vec<u8>> {
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    let entry = serde_json::json!([{
+        "Config": path(image.config.path()),
+        "RepoTags": [reference],
+        "Layers": image.layers.iter().map(|l| path(image::blob_path(&l.digest))).collect::<Vec<_>>(),
+    }]);
+    canonical_json(&entry)
+}
+
+/// Tar the layout directory (flat: two levels of directories and files).
+fn tar_layout(layout: &Path, out: &Path, epoch: u64) -> Result<()> {
+    let file = File::create(out).at(out)?;
+    let mut builder = tar::Builder::new(BufWriter::new(file));
+    for relative in sorted_members(layout)? {
+        let source = layout.join(&relative);
+        let is_dir = source.is_dir();
+        let mut header = Header::new_ustar();
+        header.set_mtime(epoch);
+        header.set_uid(0);
+        header.set_gid(0);
+        let name = if is_dir { format!("{relative}/") } else { relative.clone() };
+        header.set_path(&name).context(|| name.clone())?;
+        if is_dir {
+            header.set_entry_type(EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).at(out)?;
+        } else {
+            let data = File::open(&source).at(&source)?;
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(data.metadata().at(&source)?.len());
+            header.set_cksum();
+            builder.append(&header, data).at(out)?;
+        }
+    }
+    let mut writer = builder.into_inner().at(out)?;
+    writer.flush().at(out)
+}
+
+/// Every path under `dir`, relative, in byte order (directories before their contents).
+fn sorted_members(dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    collect(dir, "", &mut found)?;
+    found.sort();
+    Ok(found)
+}
+
+fn collect(dir: &Path, prefix: &str, found: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().into_string().map_err(|n| ExportError::Invalid(format!("unexpected file {n:?} in the layout")))?;
+        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        if entry.file_type().at(dir)?.is_dir() {
+            collect(&entry.path(), &relative, found)?;
+        }
+        found.push(relative);
+    }
+    Ok(())
+}

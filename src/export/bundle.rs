@@ -1,0 +1,308 @@
+//! `--bundle DIR`: an OCI runtime bundle, what `runc run` and `crun run` take:
+//! `rootfs/` (a plain copy of the stored tree) and `config.json`, the profile
+//! translated to the runtime spec the way `sandbox run` applies it: the same
+//! namespaces, mounts, limits, capabilities, masked and read-only paths.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use super::chain::Level;
+use super::{Context, ExportError, Result};
+use crate::profile::{NetworkMode, Profile};
+use crate::rootfs::Store;
+
+/// The CFS period the cpu limit is a share of (the kernel's default, 100 ms).
+const CPU_PERIOD: u64 = 100_000;
+
+/// Who will run the bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// Root: no user namespace (as Docker), cgroup limits applied by the runtime.
+    Root,
+    /// An unprivileged user (rootless runc/crun): a user namespace where the
+    /// profile's user is the caller's own ids, as `sandbox run` does without root.
+    Rootless { host_uid: u32, host_gid: u32 },
+}
+
+impl Runner {
+    /// The one who exports is taken to be the one who will run the bundle.
+    pub fn current() -> Runner {
+        if nix::unistd::geteuid().is_root() {
+            Runner::Root
+        } else {
+            Runner::Rootless { host_uid: nix::unistd::geteuid().as_raw(), host_gid: nix::unistd::getegid().as_raw() }
+        }
+    }
+}
+
+/// Write the bundle of the profile's top level into the new or empty `dir`.
+/// Returns notes for the person: what the bundle leaves out and why.
+pub fn write_bundle(dir: &Path, store: &Store, top: &Level, runner: Runner) -> Result<Vec<String>> {
+    let staging = super::staging_beside(dir)?;
+    let rootfs = staging.path().join("rootfs");
+    store.export(&top.manifest, &top.hashes, &rootfs).at(&rootfs)?;
+    let spec = runtime_spec(&top.profile, &top.digest, runner)?;
+    let config = staging.path().join("config.json");
+    std::fs::write(&config, pretty_json(&spec)?).at(&config)?;
+    super::publish_dir(staging.path(), dir)?;
+    Ok(notes(&top.profile, runner))
+}
+
+/// config.json for the profile.
+pub fn runtime_spec(profile: &Profile, rootfs_digest: &str, runner: Runner) -> Result<Spec> {
+    let annotations = HashMap::from([
+        ("org.opencontainers.image.title".to_string(), profile.name.clone()),
+        (super::image::DIGEST_LABEL.to_string(), rootfs_digest.to_string()),
+    ]);
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(RootBuilder::default().path("rootfs").readonly(true).build()?)
+        .process(process(profile)?)
+        .hostname(profile.run.hostname.clone())
+        .mounts(mounts(profile, runner))
+        .linux(linux(profile, runner)?)
+        .annotations(annotations)
+        .build()?)
+}
+
+fn process(profile: &Profile) -> Result<oci_spec::runtime::Process> {
+    let user = UserBuilder::default().uid(profile.user.uid).gid(profile.user.gid).build()?;
+    let env: Vec<String> = super::environment(profile).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let nofile = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(1024u64).soft(1024u64).build()?;
+    Ok(ProcessBuilder::default()
+        .terminal(false)
+        .user(user)
+        .args(profile.run.command.clone())
+        .env(env)
+        .cwd(super::workdir(profile))
+        .capabilities(capabilities(profile)?)
+        .rlimits(vec![nofile])
+        .no_new_privileges(true)
+        .build()?)
+}
+
+/// None for a non-root user; for root, Docker's default set (the one
+/// `sandbox run` keeps), never inheritable or ambient.
+fn capabilities(profile: &Profile) -> Result<oci_spec::runtime::LinuxCapabilities> {
+    let kept: Capabilities = if profile.user.uid == 0 {
+        crate::plan::ROOT_CAPABILITIES.iter().map(|name| capability(name)).collect::<Result<_>>()?
+    } else {
+        Capabilities::new()
+    };
+    Ok(LinuxCapabilitiesBuilder::default()
+        .bounding(kept.clone())
+        .effective(kept.clone())
+        .permitted(kept)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
+        .build()?)
+}
+
+fn capability(name: &str) -> Result<Capability> {
+    serde_json::from_value(serde_json::Value::String(name.into())).map_err(|_| ExportError::Invalid(format!("unknown capability {name}")))
+}
+
+fn mount(destination: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(source.into()));
+    m.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+/// What `sandbox run` mounts: /proc, a tmpfs /dev with a private devpts and
+/// shm, a sized /tmp, read-only /sys (and the cgroup files, read-only, so a
+/// student can read their limits), then the profile's `[[mounts]]`.
+fn mounts(profile: &Profile, runner: Runner) -> Vec<Mount> {
+    let rootless = matches!(runner, Runner::Rootless { .. });
+    // gid 5 (tty) exists only where the user namespace maps it.
+    let devpts: &[&str] = if rootless {
+        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+    } else {
+        &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+    };
+    let tmp_size = profile.limits.tmp.map(|s| format!("size={s}"));
+    let mut tmp = vec!["nosuid", "nodev", "mode=1777"];
+    tmp.extend(tmp_size.as_deref());
+    let mut list = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount("/dev/pts", "devpts", "devpts", devpts),
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount("/tmp", "tmpfs", "tmpfs", &tmp),
+    ];
+    if rootless {
+        // An unprivileged user namespace may not mount sysfs or cgroupfs: runc's rootless spec binds /sys.
+        list.push(mount("/sys", "none", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"]));
+    } else {
+        list.push(mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]));
+        list.push(mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]));
+    }
+    for m in &profile.mounts {
+        let access = if m.readonly { "ro" } else { "rw" };
+        list.push(mount(&m.target, "bind", m.source.clone(), &["rbind", access, "nosuid", "nodev"]));
+    }
+    list
+}
+
+fn linux(profile: &Profile, runner: Runner) -> Result<oci_spec::runtime::Linux> {
+    let mut builder = LinuxBuilder::default()
+        .namespaces(namespaces(profile, runner)?)
+        .masked_paths(masked_paths())
+        .readonly_paths(readonly_paths());
+    match runner {
+        Runner::Root => builder = builder.resources(resources(profile)?),
+        Runner::Rootless { host_uid, host_gid } => {
+            let map = |inside: u32, host: u32| LinuxIdMappingBuilder::default().container_id(inside).host_id(host).size(1u32).build();
+            builder = builder.uid_mappings(vec![map(profile.user.uid, host_uid)?]).gid_mappings(vec![map(profile.user.gid, host_gid)?]);
+        }
+    }
+    let mut linux = builder.build()?;
+    if matches!(runner, Runner::Rootless { .. }) {
+        // The builder starts from oci-spec's default, which has a (device) resources section:
+        // without root there must be none, or the runtime tries to make a cgroup.
+        linux.set_resources(None);
+    }
+    Ok(linux)
+}
+
+/// The namespaces `sandbox run` makes: pid, mount, ipc, uts, cgroup, network
+/// unless the profile shares the host's, and user when rootless.
+fn namespaces(profile: &Profile, runner: Runner) -> Result<Vec<LinuxNamespace>> {
+    let mut kinds = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Cgroup];
+    if profile.network != NetworkMode::Host {
+        kinds.push(LinuxNamespaceType::Network);
+    }
+    if matches!(runner, Runner::Rootless { .. }) {
+        kinds.push(LinuxNamespaceType::User);
+    }
+    kinds.into_iter().map(|typ| Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)).collect()
+}
+
+/// `[limits]`: memory, pids and cpu (a share of cores as quota over period);
+/// every device denied but those the runtime always allows (null, zero, tty...).
+fn resources(profile: &Profile) -> Result<LinuxResources> {
+    let limits = &profile.limits;
+    let mut builder = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?]);
+    if let Some(memory) = limits.memory {
+        builder = builder.memory(LinuxMemoryBuilder::default().limit(memory as i64).build()?);
+    }
+    if let Some(pids) = limits.pids {
+        builder = builder.pids(LinuxPidsBuilder::default().limit(pids as i64).build()?);
+    }
+    if let Some(cores) = limits.cpu {
+        let quota = (cores * CPU_PERIOD as f64).round() as i64;
+        builder = builder.cpu(LinuxCpuBuilder::default().quota(quota).period(CPU_PERIOD).build()?);
+    }
+    Ok(builder.build()?)
+}
+
+/// runc's defaults and what `sandbox run` masks, together.
+fn masked_paths() -> Vec<String> {
+    let mut paths = oci_spec::runtime::get_default_maskedpaths();
+    paths.extend(crate::plan::MASKED_FILES.iter().chain(crate::plan::MASKED_DIRS).map(|p| p.to_string()));
+    sorted_unique(paths)
+}
+
+fn readonly_paths() -> Vec<String> {
+    let masked = masked_paths();
+    let mut paths = oci_spec::runtime::get_default_readonly_paths();
+    paths.extend(crate::plan::READONLY_PROC.iter().map(|p| p.to_string()));
+    // A masked path is hidden already; listing it read-only too would only fail to remount.
+    sorted_unique(paths.into_iter().filter(|p| !masked.contains(p)).collect())
+}
+
+fn sorted_unique(mut paths: Vec<String>) -> Vec<String> {
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// config.json with sorted keys and sorted capability lists (the OCI types
+/// hold them in hash sets), so two exports of a profile give the same file.
+fn pretty_json(spec: &Spec) -> Result<Vec<u8>> {
+    let mut value = serde_json::to_value(spec)?;
+    if let Some(caps) = value.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) {
+        for list in caps.values_mut().filter_map(|l| l.as_array_mut()) {
+            list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(&value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn notes(profile: &Profile, runner: Runner) -> Vec<String> {
+    let mut notes = Vec::new();
+    let has_limits = profile.limits.memory.is_some() || profile.limits.pids.is_some() || profile.limits.cpu.is_some();
+    if matches!(runner, Runner::Rootless { .. }) && has_limits {
+        notes.push("the [limits] are not in config.json: without root the runtime cannot create cgroups (export as root to keep them)".into());
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(uid: u32) -> Profile {
+        let mut p = crate::profile::load("shell", Path::new("/")).unwrap();
+        p.user.uid = uid;
+        p.user.gid = uid;
+        p.limits.memory = Some(64 << 20);
+        p.limits.pids = Some(32);
+        p.limits.cpu = Some(0.5);
+        p.limits.tmp = Some(16 << 20);
+        p
+    }
+
+    fn json(spec: &Spec) -> serde_json::Value {
+        serde_json::from_slice(&pretty_json(spec).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn root_gets_limits_docker_capabilities_and_no_user_namespace() {
+        let spec = json(&runtime_spec(&profile(0), "d", Runner::Root).unwrap());
+        assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 32);
+        assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 50_000);
+        let bounding = spec["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(bounding.len(), crate::plan::ROOT_CAPABILITIES.len());
+        assert!(bounding.contains(&"CAP_NET_BIND_SERVICE".into()));
+        assert_eq!(spec["process"]["capabilities"]["inheritable"], serde_json::json!([]));
+        let namespaces: Vec<&str> = spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(namespaces, ["pid", "mount", "ipc", "uts", "cgroup", "network"]);
+        assert_eq!(spec["process"]["noNewPrivileges"], true);
+        let tmp = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/tmp").unwrap();
+        assert!(tmp["options"].as_array().unwrap().contains(&format!("size={}", 16 << 20).into()));
+    }
+
+    #[test]
+    fn a_student_keeps_no_capability_and_rootless_maps_the_caller() {
+        let spec = json(&runtime_spec(&profile(1000), "d", Runner::Rootless { host_uid: 4242, host_gid: 4343 }).unwrap());
+        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+            assert_eq!(spec["process"]["capabilities"][set], serde_json::json!([]), "{set}");
+        }
+        assert_eq!(spec["linux"]["uidMappings"], serde_json::json!([{"containerID": 1000, "hostID": 4242, "size": 1}]));
+        assert_eq!(spec["linux"]["gidMappings"], serde_json::json!([{"containerID": 1000, "hostID": 4343, "size": 1}]));
+        assert!(spec["linux"].get("resources").is_none(), "no cgroups without root");
+        assert!(spec["mounts"].as_array().unwrap().iter().all(|m| m["type"] != "sysfs" && m["type"] != "cgroup"));
+        assert_eq!(spec["process"]["user"]["uid"], 1000);
+    }
+
+    #[test]
+    fn host_network_keeps_the_host_namespace() {
+        let mut p = profile(1000);
+        p.network = NetworkMode::Host;
+        let spec = json(&runtime_spec(&p, "d", Runner::Root).unwrap());
+        assert!(spec["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "network"));
+    }
+}
