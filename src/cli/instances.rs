@@ -148,7 +148,9 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
     for (name, mut child) in children {
         let instance = Instance::named(&state, &name)?;
         loop {
-            if let Some(running) = instance.running() {
+            // Running under our own supervisor: another `start` of the same
+            // name may have won the race, and then ours fails below.
+            if let Some(running) = instance.running().filter(|r| r.supervisor == child.id() as i32) {
                 writeln!(out, "started {name} (PID {})", running.init)?;
                 break;
             }

@@ -394,10 +394,8 @@ fn apply_layer(tree: &mut Tree, layer: &LayerRef, label: &str) -> Result<()> {
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).at(&layer.path)?; // the end blocks count in the diff_id
     let diff_id = format!("sha256:{}", hex::encode(rest.hasher.finalize()));
-    if let Some(expected) = &layer.diff_id {
-        if *expected != diff_id {
-            return Err(ExportError::Invalid(format!("{label}: its content is {diff_id}, the config says {expected}; the image is corrupt")));
-        }
+    if let Some(expected) = layer.diff_id.as_ref().filter(|expected| **expected != diff_id) {
+        return Err(ExportError::Invalid(format!("{label}: its content is {diff_id}, the config says {expected}; the image is corrupt")));
     }
     let (whiteouts, additions): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|c| matches!(c, Change::Remove(_) | Change::Opaque(_)));
     for change in whiteouts.into_iter().chain(additions) {

@@ -221,7 +221,7 @@ fn tmp_volume(profile: &Profile) -> Value {
 /// Bytes as a Kubernetes quantity: `256Mi` when it divides evenly, else plain bytes.
 pub fn memory_quantity(bytes: u64) -> String {
     for (unit, size) in [("Gi", 1u64 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
