@@ -221,22 +221,8 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
         format!("mount -o remount,bind,ro {}", quote(&root.to_string_lossy())),
         "mount(NULL, ROOTFS, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY, NULL)",
     ));
-    steps.push(step(
-        "mount-proc",
-        child,
-        Action::MountProc { target: in_root("/proc") },
-        format!("mount -t proc proc {}", in_root("/proc").display()),
-        "mount(\"proc\", \".../proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)",
-    ));
-    let size = input.profile.limits.tmp;
-    let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
-    steps.push(step(
-        "mount-tmp",
-        child,
-        Action::MountTmp { target: in_root("/tmp"), size },
-        format!("mount -t tmpfs -o mode=1777,nosuid,nodev{size_opt} tmpfs {}", in_root("/tmp").display()),
-        format!("mount(\"tmpfs\", \".../tmp\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"mode=1777{size_opt}\")"),
-    ));
+    steps.push(mount_proc_step(child, in_root("/proc")));
+    steps.push(mount_tmp_step(child, in_root("/tmp"), input.profile.limits.tmp));
     steps.push(step(
         "chroot",
         child,
@@ -245,7 +231,7 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
         format!("chroot(\"{}\"); chdir(\"/\")", root.display()),
     ));
     user_steps(input, child, &mut steps);
-    steps.push(step("close-fds", child, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)"));
+    steps.push(close_fds_step(child));
     steps.push(exec_step(input, child));
     steps
 }
@@ -338,13 +324,7 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             format!("mount(\"overlay\", \"{}\", \"overlay\", 0, \"{options}\")", layer.merged.display()),
         ));
     }
-    steps.push(step(
-        "mount-proc",
-        init,
-        Action::MountProc { target: in_root("/proc") },
-        format!("mount -t proc proc {}", in_root("/proc").display()),
-        "mount(\"proc\", \".../proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)",
-    ));
+    steps.push(mount_proc_step(init, in_root("/proc")));
     let devices: Vec<String> = DEVICES.iter().map(|d| d.to_string()).collect();
     steps.push(step(
         "mount-dev",
@@ -360,15 +340,7 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         format!("mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts {}; mount -t tmpfs shm {}", in_root("/dev/pts").display(), in_root("/dev/shm").display()),
         "mount(\"devpts\", \".../dev/pts\", \"devpts\", MS_NOSUID|MS_NOEXEC, \"newinstance,ptmxmode=0666,mode=620\")",
     ));
-    let size = profile.limits.tmp;
-    let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
-    steps.push(step(
-        "mount-tmp",
-        init,
-        Action::MountTmp { target: in_root("/tmp"), size },
-        format!("mount -t tmpfs -o mode=1777,nosuid,nodev{size_opt} tmpfs {}", in_root("/tmp").display()),
-        format!("mount(\"tmpfs\", \".../tmp\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"mode=1777{size_opt}\")"),
-    ));
+    steps.push(mount_tmp_step(init, in_root("/tmp"), profile.limits.tmp));
     if profile.network != NetworkMode::Host {
         steps.push(step(
             "mount-sys",
@@ -414,19 +386,7 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         format!("for f in {}; do mount --bind /dev/null $f; done", MASKED_FILES.join(" ")),
         "mount(\"/dev/null\", FILE, NULL, MS_BIND, NULL); mount(\"tmpfs\", DIR, \"tmpfs\", MS_RDONLY, NULL)",
     ));
-    steps.push(step("new-session", init, Action::NewSession, "setsid", "setsid(); keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)"));
-    user_steps(input, init, &mut steps);
-    steps.push(step("no-new-privs", init, Action::NoNewPrivs, "setpriv --no-new-privs", "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)"));
-    steps.push(step("close-fds", init, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)"));
-    let denied: Vec<String> = crate::isolate::seccomp::DENIED.iter().map(|d| d.syscall.to_string()).collect();
-    steps.push(step(
-        "seccomp",
-        init,
-        Action::Seccomp { denied: denied.clone() },
-        "(no shell command: bwrap --seccomp FD or docker's default profile)",
-        format!("seccomp(SECCOMP_SET_MODE_FILTER, 0, {{{} denied}})", denied.len()),
-    ));
-    steps.push(exec_step(input, init));
+    final_steps(input, &mut steps);
     steps
 }
 
@@ -454,15 +414,53 @@ pub fn join(input: &Input, init_pid: i32) -> Plan {
         format!("nsenter --target {init_pid} --pid"),
         format!("setns(open(\"/proc/{init_pid}/ns/pid\"), CLONE_NEWPID); fork()"),
     ));
+    final_steps(input, &mut steps);
+    Plan { mode: Mode::Namespace, steps }
+}
+
+fn mount_proc_step(actor: Actor, target: PathBuf) -> Step {
+    step(
+        "mount-proc",
+        actor,
+        Action::MountProc { target: target.clone() },
+        format!("mount -t proc proc {}", target.display()),
+        "mount(\"proc\", \".../proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)",
+    )
+}
+
+fn mount_tmp_step(actor: Actor, target: PathBuf, size: Option<u64>) -> Step {
+    let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
+    step(
+        "mount-tmp",
+        actor,
+        Action::MountTmp { target: target.clone(), size },
+        format!("mount -t tmpfs -o mode=1777,nosuid,nodev{size_opt} tmpfs {}", target.display()),
+        format!("mount(\"tmpfs\", \".../tmp\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"mode=1777{size_opt}\")"),
+    )
+}
+
+/// The last steps before the command, the same for a new sandbox and for
+/// `exec` into a running one: session, user, capabilities, no_new_privs,
+/// descriptors, seccomp, and the command.
+fn final_steps(input: &Input, steps: &mut Vec<Step>) {
     let init = Actor::Init;
     steps.push(step("new-session", init, Action::NewSession, "setsid", "setsid(); keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)"));
-    user_steps(input, init, &mut steps);
+    user_steps(input, init, steps);
     steps.push(step("no-new-privs", init, Action::NoNewPrivs, "setpriv --no-new-privs", "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)"));
-    steps.push(step("close-fds", init, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)"));
+    steps.push(close_fds_step(init));
     let denied: Vec<String> = crate::isolate::seccomp::DENIED.iter().map(|d| d.syscall.to_string()).collect();
-    steps.push(step("seccomp", init, Action::Seccomp { denied }, "(no shell command)", "seccomp(SECCOMP_SET_MODE_FILTER, ...)"));
+    steps.push(step(
+        "seccomp",
+        init,
+        Action::Seccomp { denied: denied.clone() },
+        "(no shell command: bwrap --seccomp FD or docker's default profile)",
+        format!("seccomp(SECCOMP_SET_MODE_FILTER, 0, {{{} denied}})", denied.len()),
+    ));
     steps.push(exec_step(input, init));
-    Plan { mode: Mode::Namespace, steps }
+}
+
+fn close_fds_step(actor: Actor) -> Step {
+    step("close-fds", actor, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)")
 }
 
 fn ns_step(namespace: Namespace) -> Step {
