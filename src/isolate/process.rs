@@ -558,7 +558,7 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
         let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
     }
     if argv.is_empty() {
-        return idle(index, step, channel, &watched);
+        return serve(index, step, channel, &watched, None);
     }
     // SAFETY: single-threaded; the child execs or _exits.
     let command = match unsafe { fork() } {
@@ -590,46 +590,41 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
             child
         }
     };
+    serve(index, step, channel, &watched, Some(command))
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// PID 1's life after the start: report the step, then reap every zombie and
+/// pass signals to the command's process group until the command exits (its
+/// status is PID 1's). Without a command (a background instance), PID 1 reaps
+/// what `sandbox exec` leaves behind and ends when told to (`sandbox stop`).
+fn serve(index: usize, step: &Step, channel: RawFd, watched: &SigSet, command: Option<Pid>) -> i32 {
     let mut event = new_event(index, step);
-    event.observed.insert("command_pid_inside".into(), command.to_string());
+    if let Some(command) = command {
+        event.observed.insert("command_pid_inside".into(), command.to_string());
+    }
     event.observed.insert("init_pid_inside".into(), nix::unistd::getpid().to_string());
     report(channel, event, Ok(()));
     // SAFETY: PID 1's copy of the channel; the command keeps its own until exec.
     drop(unsafe { OwnedFd::from_raw_fd(channel) });
     loop {
-        match watched.wait() {
-            Ok(Signal::SIGCHLD) => {
+        match (watched.wait(), command) {
+            (Ok(Signal::SIGCHLD), Some(command)) => {
                 if let Some(status) = reap(command) {
                     return status;
                 }
             }
-            Ok(signal) => {
-                // The whole group, as Ctrl-C on a terminal would: `sleep` under a
-                // non-interactive shell gets it too.
-                let _ = nix::sys::signal::killpg(command, signal);
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-extern "C" fn ignore_signal(_: libc::c_int) {}
-
-/// A background instance's PID 1: no command of its own; it reaps what
-/// `sandbox exec` leaves behind and ends when told to (`sandbox stop`).
-fn idle(index: usize, step: &Step, channel: RawFd, watched: &SigSet) -> i32 {
-    let mut event = new_event(index, step);
-    event.observed.insert("init_pid_inside".into(), nix::unistd::getpid().to_string());
-    report(channel, event, Ok(()));
-    // SAFETY: PID 1's copy of the channel.
-    drop(unsafe { OwnedFd::from_raw_fd(channel) });
-    loop {
-        match watched.wait() {
-            Ok(Signal::SIGCHLD) => {
+            (Ok(Signal::SIGCHLD), None) => {
                 let _ = reap(Pid::from_raw(0));
             }
-            Ok(signal) if signal != Signal::SIGWINCH => return 128 + signal as i32,
-            _ => {}
+            // The whole group, as Ctrl-C on a terminal would: `sleep` under a
+            // non-interactive shell gets it too.
+            (Ok(signal), Some(command)) => {
+                let _ = nix::sys::signal::killpg(command, signal);
+            }
+            (Ok(signal), None) => return 128 + signal as i32,
+            (Err(_), _) => {}
         }
     }
 }
