@@ -416,6 +416,12 @@ def ratio(a, b):
     return r, r * ((sa / ma) ** 2 + (sb / mb) ** 2) ** 0.5
 
 
+def fr(rr):
+    """A ratio and its spread: three digits where they mean something."""
+    r, e = rr
+    return f"{r:.2f} ± {e:.2f}" if r < 10 else f"{r:.0f} ± {e:.0f}"
+
+
 def ms(r):
     return f"{r[0] * 1000:.1f} ± {r[1] * 1000:.1f}"
 
@@ -445,7 +451,10 @@ def headline(t1, t2, t4, t5, ph, work):
     H = ["## Headline", ""]
 
     def r(a, b):
-        return f"{ratio(a, b)[0]:.1f}×" if a and b else "n/a"
+        if not (a and b):
+            return "n/a"
+        x = ratio(a, b)[0]
+        return f"{x:.2f}×" if x < 1 else f"{x:.1f}×"
     ns, lim = t1.get("sandbox namespace"), t1.get("sandbox namespace +limits")
     if ns:
         peers = ", ".join(f"{r(ns, t1.get(p))} {p}" for p in ("bwrap", "crun", "runc", "systemd-nspawn") if t1.get(p))
@@ -548,7 +557,7 @@ def report(work, out):
     for name, r in t1.items():
         rr = ratio(r, base) if base else None
         w(f"| {name.replace(' +limits', '')} | {'yes' if '+limits' in name else 'no'} | {ms(r)} | "
-          f"{r[2] * 1000:.1f} | {f'{rr[0]:.2f} ± {rr[1]:.2f}' if rr else '-'} |")
+          f"{r[2] * 1000:.1f} | {fr(rr) if rr else '-'} |")
     w("")
     w("<details><summary>The exact commands</summary>")
     w("")
@@ -581,7 +590,7 @@ def report(work, out):
     for name, r in t2.items():
         rr = ratio(r, base) if base else None
         s = sz.get(keymap.get(name, ""), {})
-        w(f"| {name} | {ms(r)} | {f'{rr[0]:.2f} ± {rr[1]:.2f}' if rr else '-'} | {s.get('bytes', '-')} | "
+        w(f"| {name} | {ms(r)} | {fr(rr) if rr else '-'} | {s.get('bytes', '-')} | "
           f"{s.get('entries', '-')} | {s.get('programs_by_name', '-')}/{s.get('programs', '-')} |")
     w("")
     for name, s in sz.items():
@@ -645,9 +654,9 @@ def report(work, out):
         if n_ and wl != "/bin/true" and t4.get("host: /bin/true") and t4.get("namespace: /bin/true"):
             a = n_[0] - t4["namespace: /bin/true"][0]
             b = h[0] - t4["host: /bin/true"][0]
-            sub = f"{a / b:.3f}"
+            sub = f"{a / b:.2f}"
         w(f"| {wl} | {ms(h)} | {ms(n_) if n_ else '-'} | {ms(c_) if c_ else '-'} | "
-          f"{f'{r1[0]:.3f} ± {r1[1]:.3f}' if r1 else '-'} | {sub} | {f'{r3[0]:.3f} ± {r3[1]:.3f}' if r3 else '-'} |")
+          f"{fr(r1) if r1 else '-'} | {sub} | {fr(r3) if r3 else '-'} |")
     w("")
 
     # ---- 5

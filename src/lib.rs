@@ -16,3 +16,4 @@ pub mod session;
 pub mod explain;
 pub mod instance;
 pub mod export;
+pub mod lab;

@@ -224,12 +224,14 @@ fn cgroups_of(supervisor: u32) -> Vec<String> {
     found
 }
 
+/// The `sleep MARKER` processes (not the sandbox's own, whose arguments mention them).
 fn processes_with(marker: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{marker}\0");
     fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
         .collect()
 }
 

@@ -7,6 +7,7 @@ mod explain;
 mod export;
 mod info;
 mod instances;
+mod lab;
 mod output;
 mod run;
 mod why;
@@ -124,6 +125,11 @@ enum Command {
         #[arg(default_value = "shell")]
         profile: String,
     },
+    /// Labs: exercises with automatic checks.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
     /// Remove what crashed runs left behind (cgroups, abandoned builds).
     Gc,
     /// List the ready profiles built into this binary.
@@ -139,6 +145,38 @@ enum Command {
     Export(export::ExportArgs),
     /// Import an OCI image (layout or archive) into the store as a rootfs.
     Import(export::ImportArgs),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// The labs, in order.
+    List {
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// A lab's goal, instructions and checks.
+    Show {
+        lab: String,
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Start the student's instance of a lab (and place its files).
+    Start {
+        lab: String,
+        /// The student (default: the user who ran sudo, or the user).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Run the lab's checks in the student's instance; exit 0 only when all pass.
+    Check {
+        lab: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        lang: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -183,6 +221,12 @@ pub fn main() -> ExitCode {
         Command::Why { path, profile } => why::why(&path, &profile),
         Command::Profiles => info::profiles(),
         Command::Gc => info::gc(),
+        Command::Lab { command } => match command {
+            LabCommand::List { lang } => lab::list(lang.as_deref()),
+            LabCommand::Show { lab: wanted, lang } => lab::show(&wanted, lang.as_deref()),
+            LabCommand::Start { lab: wanted, name } => lab::start(&wanted, name.as_deref()),
+            LabCommand::Check { lab: wanted, name, json, lang } => lab::check(&wanted, name.as_deref(), json, lang.as_deref()),
+        },
         Command::Doctor { json } => info::doctor(json),
         Command::Export(args) => export::export(args),
         Command::Import(args) => export::import(args),

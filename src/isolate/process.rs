@@ -457,6 +457,8 @@ fn init_main(plan: &Plan, pid_step: usize, mut event: Event, mut ctx: Context, s
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return TOOL_FAILED;
     }
+    // Signals sent while PID 1 still builds the root wait for it (see `catch_signals`).
+    catch_signals();
     event.observed.insert("after".into(), setup::namespace_link(Namespace::Pid));
     event.observed.insert("pid_inside".into(), nix::unistd::getpid().to_string());
     // /proc is still the host's here: its idea of "self" is our PID outside.
@@ -543,20 +545,7 @@ fn take_terminal() {
 /// and exit with the command's status (the kernel then ends every other
 /// process of the namespace, as in a container).
 fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, String)], workdir: &Path, channel: RawFd) -> i32 {
-    let mut watched = SigSet::empty();
-    watched.add(Signal::SIGCHLD);
-    for signal in FORWARDED {
-        watched.add(*signal);
-    }
-    let _ = watched.thread_block();
-    // PID 1 of a namespace never gets a signal it has no handler for (the
-    // kernel drops it at send time, even when blocked): install one that
-    // never runs, so the blocked signals wait for sigwait below.
-    for signal in watched.iter() {
-        let action = nix::sys::signal::SigAction::new(SigHandler::Handler(ignore_signal), nix::sys::signal::SaFlags::SA_RESTART, SigSet::empty());
-        // SAFETY: the handler does nothing; signals stay blocked until exec resets them.
-        let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
-    }
+    let watched = catch_signals();
     if argv.is_empty() {
         return serve(index, step, channel, &watched, None);
     }
@@ -594,6 +583,25 @@ fn run_as_init(index: usize, step: &Step, argv: &[String], env: &[(String, Strin
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Block the signals PID 1 passes on (and SIGCHLD), to take them with
+/// sigwait. PID 1 of a namespace never gets a signal it has no handler for
+/// (the kernel drops it at send time, even when blocked), so each gets one
+/// that never runs. Returns the set.
+fn catch_signals() -> SigSet {
+    let mut watched = SigSet::empty();
+    watched.add(Signal::SIGCHLD);
+    for signal in FORWARDED {
+        watched.add(*signal);
+    }
+    let _ = watched.thread_block();
+    for signal in watched.iter() {
+        let action = nix::sys::signal::SigAction::new(SigHandler::Handler(ignore_signal), nix::sys::signal::SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: the handler does nothing; the signals stay blocked until exec resets them.
+        let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
+    }
+    watched
+}
 
 /// PID 1's life after the start: report the step, then reap every zombie and
 /// pass signals to the command's process group until the command exits (its
@@ -717,31 +725,42 @@ fn restore_signals() {
 
 /// The supervisor's signal forwarding: a thread waits for the forwarded
 /// signals (blocked everywhere else) and passes each to the sandbox's init.
+/// A signal that comes before init exists waits for it, so an early Ctrl-C
+/// is not lost.
 struct SignalForwarder {
-    target: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    state: std::sync::Arc<std::sync::Mutex<(Option<i32>, Vec<Signal>)>>,
 }
 
 impl SignalForwarder {
-    fn start(child: Pid) -> SignalForwarder {
-        let target = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(child.as_raw()));
+    fn start(_child: Pid) -> SignalForwarder {
+        let state = std::sync::Arc::new(std::sync::Mutex::new((None::<i32>, Vec::new())));
         let mut set = SigSet::empty();
         for signal in FORWARDED {
             set.add(*signal);
         }
         let _ = set.thread_block();
-        let shared = target.clone();
+        let shared = state.clone();
         std::thread::spawn(move || {
             loop {
                 if let Ok(signal) = set.wait() {
-                    let pid = shared.load(std::sync::atomic::Ordering::SeqCst);
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                    let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    match guard.0 {
+                        Some(pid) => {
+                            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                        }
+                        None => guard.1.push(signal),
+                    }
                 }
             }
         });
-        SignalForwarder { target }
+        SignalForwarder { state }
     }
 
     fn set_target(&self, pid: i32) {
-        self.target.store(pid, std::sync::atomic::Ordering::SeqCst);
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0 = Some(pid);
+        for signal in guard.1.drain(..) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
     }
 }
