@@ -419,7 +419,7 @@ def ratio(a, b):
 def fr(rr):
     """A ratio and its spread: three digits where they mean something."""
     r, e = rr
-    return f"{r:.2f} ± {e:.2f}" if r < 10 else f"{r:.0f} ± {e:.0f}"
+    return f"{r:.2f} ± {e:.2f}" if r < 10 else f"{r:.1f} ± {e:.1f}"
 
 
 def ms(r):
@@ -510,7 +510,8 @@ def report(work, out):
     w("")
     w(f"- date: {info.get('date')}")
     w(f"- kernel: `{info.get('uname')}`; {info.get('nproc')} CPUs ({info.get('cpu')}); memory {info.get('mem')}")
-    w(f"- load average at the start: {info.get('loadavg')} (other work on this machine shares its CPUs)")
+    w(f"- load average (1, 5, 15 min) at the start: {info.get('loadavg')}, at the end: {info.get('loadavg_end')} "
+      "(other work on this machine shares its CPUs; a busy moment widens every σ)")
     w(f"- OS: {info.get('os')}; PID 1: `{info.get('pid1')}`")
     w(f"- cgroups: {info.get('cgroup_layout')}")
     for h in hierarchies():

@@ -105,6 +105,10 @@ mod tests {
                     layer: None,
                 };
                 ids.extend(plan::build(&input).ids());
+                // A student's instance, and `exec` into one.
+                let layer = plan::Layer { upper: "/u".into(), work: "/w".into(), merged: "/m".into() };
+                ids.extend(plan::build(&Input { layer: Some(layer), ..input.clone() }).ids());
+                ids.extend(plan::join(&input, 42).ids());
             }
         }
         ids.sort();
