@@ -40,7 +40,7 @@ fn hostname_network_and_ids_are_the_sandbox_s() {
     if !need_root("namespace mode with an id range") {
         return;
     }
-    let text = inside("run.toml", "uname -n; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/uid_map; id -un");
+    let text = inside("run.toml", "uname -n; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/uid_map; id -un; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok");
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     assert_eq!(lines[0], "lab");
     assert_eq!(lines[1], "lo", "only loopback: {text}");
@@ -48,6 +48,8 @@ fn hostname_network_and_ids_are_the_sandbox_s() {
     assert_eq!(map[0], "0");
     assert_ne!(map[1], "0", "root inside is never root outside: {text}");
     assert_eq!(lines[3], "student");
+    // No capability, no setuid: ping works through ICMP sockets on the sandbox's loopback.
+    assert_eq!(lines[4], "ping-ok", "{text}");
 }
 
 #[test]

@@ -295,7 +295,7 @@ fn write_id_maps(pid: Pid, uid_map: &str, gid_map: &str, event: &mut Event) -> R
 /// otherwise (the rootfs then shows its files as `nobody`).
 fn idmapped_rootfs(plan: &Plan, child: Pid) -> Option<OwnedFd> {
     let rootfs = plan.steps.iter().find_map(|s| match &s.action {
-        Action::BindRootfs { rootfs, idmapped: true } => Some(rootfs.clone()),
+        Action::BindRootfs { rootfs, idmapped: true, .. } => Some(rootfs.clone()),
         _ => None,
     })?;
     let userns = std::fs::File::open(format!("/proc/{child}/ns/user")).ok()?;

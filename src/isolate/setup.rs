@@ -42,7 +42,7 @@ impl Context {
 fn reachable(action: &Action, ctx: &Context) -> Action {
     let r = |p: &PathBuf| ctx.reach(p);
     match action {
-        Action::BindRootfs { rootfs, idmapped } => Action::BindRootfs { rootfs: r(rootfs), idmapped: *idmapped },
+        Action::BindRootfs { rootfs, idmapped, nosuid } => Action::BindRootfs { rootfs: r(rootfs), idmapped: *idmapped, nosuid: *nosuid },
         Action::MountProc { target } => Action::MountProc { target: r(target) },
         Action::MountOverlay { lower, upper, work, target } => {
             Action::MountOverlay { lower: r(lower), upper: upper.clone(), work: work.clone(), target: target.clone() }
@@ -66,13 +66,21 @@ pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysRe
     match action {
         Action::Unshare { namespace } => kernel.unshare(CloneFlags::from_bits_truncate(namespace.clone_flag())),
         Action::MakeMountsPrivate => kernel.mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None),
-        Action::BindRootfs { rootfs, idmapped } => match (idmapped, ctx.idmapped_rootfs) {
+        Action::BindRootfs { rootfs, idmapped, nosuid } => match (idmapped, ctx.idmapped_rootfs) {
+            // The idmapped tree was made nosuid and nodev by the supervisor.
             (true, Some(fd)) => kernel.attach_mount(fd, rootfs),
-            _ => kernel.mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None),
+            _ => {
+                kernel.mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                if *nosuid {
+                    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+                    kernel.mount(None, rootfs, None, flags, None)?;
+                }
+                Ok(())
+            }
         },
         Action::MountOverlay { lower, upper, work, target } => {
             let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-            kernel.mount(Some(Path::new("overlay")), target, Some("overlay"), MsFlags::empty(), Some(&options))
+            kernel.mount(Some(Path::new("overlay")), target, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&options))
         }
         Action::JoinNamespaces { init_pid } => {
             // The user namespace first: from it come the rights to enter the

@@ -210,7 +210,7 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
     steps.push(step(
         "bind-rootfs",
         child,
-        Action::BindRootfs { rootfs: root.clone(), idmapped: false },
+        Action::BindRootfs { rootfs: root.clone(), idmapped: false, nosuid: false },
         format!("mount --bind {0} {0}", quote(&root.to_string_lossy())),
         format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", root.display()),
     ));
@@ -313,15 +313,15 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         (format!("mount --rbind {0} {0}", quote(&input.rootfs.to_string_lossy())), format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", input.rootfs.display()))
     };
     let rootfs = &input.rootfs;
-    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped }, bind_shell, bind_syscall));
+    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped, nosuid: true }, bind_shell, bind_syscall));
     if let Some(layer) = &input.layer {
         let options = format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), layer.upper.display(), layer.work.display());
         steps.push(step(
             "mount-overlay",
             init,
             Action::MountOverlay { lower: rootfs.clone(), upper: layer.upper.clone(), work: layer.work.clone(), target: layer.merged.clone() },
-            format!("mount -t overlay overlay -o {options} {}", layer.merged.display()),
-            format!("mount(\"overlay\", \"{}\", \"overlay\", 0, \"{options}\")", layer.merged.display()),
+            format!("mount -t overlay overlay -o nosuid,nodev,{options} {}", layer.merged.display()),
+            format!("mount(\"overlay\", \"{}\", \"overlay\", MS_NOSUID|MS_NODEV, \"{options}\")", layer.merged.display()),
         ));
     }
     steps.push(mount_proc_step(init, in_root("/proc")));

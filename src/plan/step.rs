@@ -112,7 +112,10 @@ pub enum Action {
     /// Bind the rootfs onto itself so it is a mount point (pivot_root needs
     /// one), idmapped when the kernel can, so its root-owned files look
     /// root-owned inside.
-    BindRootfs { rootfs: PathBuf, idmapped: bool },
+    /// `nosuid`: setuid bits and file capabilities mean nothing inside (namespace
+    /// mode: its users keep no capabilities, and a binary that asks for some,
+    /// as ping does, would fail to start; ping uses ICMP sockets instead).
+    BindRootfs { rootfs: PathBuf, idmapped: bool, nosuid: bool },
     /// An instance's own writable layer over the shared rootfs (overlayfs):
     /// what the student writes goes to `upper`, the rootfs stays untouched.
     MountOverlay { lower: PathBuf, upper: PathBuf, work: PathBuf, target: PathBuf },
