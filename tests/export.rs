@@ -522,7 +522,9 @@ fn run_bundle(runtime: &'static str, bundle: &Path, cgroup: &str, script: &str) 
         // their hierarchy roots so crun's cgroup lands under them. The host sees none of it.
         let mut prep = String::new();
         if hybrid {
-            prep += "umount /sys/fs/cgroup/unified && ";
+            // A throwaway tmpfs in its place: crun writes into whatever is there,
+            // and the directory under the mount is the host's.
+            prep += "umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=1m sandbox-scratch /sys/fs/cgroup/unified && ";
         }
         for (mount, own) in own_cgroups() {
             if own != "/" && mount != Path::new("/sys/fs/cgroup/unified") {
@@ -603,7 +605,11 @@ fn podman_loads_and_runs_the_archive() {
     assert!(loaded.contains(&reference), "loaded as {reference}: {loaded}");
     // No cgroups (podman's own would go to the hierarchy root) and, on a v1
     // hybrid, cgroup2 hidden in a private mount namespace for crun (PEERS.md).
-    let hide = if is_mount("/sys/fs/cgroup/unified") { "umount /sys/fs/cgroup/unified && " } else { "" };
+    let hide = if is_mount("/sys/fs/cgroup/unified") {
+        "umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=1m sandbox-scratch /sys/fs/cgroup/unified && "
+    } else {
+        ""
+    };
     let script = format!("{hide}exec {podman} run --rm --cgroups=disabled --network=none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/{reference}");
     let output = run(Command::new("timeout").args(["180", "unshare", "--mount", "--propagation", "private", "sh", "-c"]).arg(script).stdin(Stdio::null()));
     let text = stdout(&output);
