@@ -36,7 +36,8 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
 
     if args.build {
         let (manifest, _) = crate::resolve::resolve_profile(&profile)?;
-        let rootfs = super::run::rootfs_for(&profile)?;
+        // Resolved once: the same manifest is told and stored.
+        let rootfs = super::run::store_manifest(&profile, &manifest)?;
         let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned());
         let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total: 0 };
         story::tell(&mut narrator, &manifest, digest.as_deref())?;

@@ -8,19 +8,22 @@ use termcolor::Color;
 use super::output::{Failure, Stream, paint, stream};
 use crate::isolate::{self, Event, Options};
 use crate::profile::{Mode, Profile};
-use crate::rootfs::{Store, digest};
+use crate::rootfs::Store;
 use crate::session::{self, Request, Session};
 
 /// Build or reuse the profile's rootfs; its path in the store.
 pub fn rootfs_for(profile: &Profile) -> Result<std::path::PathBuf, Failure> {
-    let started = std::time::Instant::now();
     let (manifest, _) = crate::resolve::resolve_profile(profile)?;
+    store_manifest(profile, &manifest)
+}
+
+/// Build or reuse the rootfs of an already resolved manifest.
+pub fn store_manifest(profile: &Profile, manifest: &crate::resolve::Manifest) -> Result<std::path::PathBuf, Failure> {
+    let started = std::time::Instant::now();
     let store = Store::open(&crate::state::home())?;
     let hidden = indicatif::ProgressBar::hidden();
-    let hashes = store.hash_contents(&manifest, &hidden)?;
-    let built = store.build(&profile.name, &manifest, &hashes, started, &hidden)?;
-    let _ = digest::short(&built.digest);
-    Ok(built.path)
+    let hashes = store.hash_contents(manifest, &hidden)?;
+    Ok(store.build(&profile.name, manifest, &hashes, started, &hidden)?.path)
 }
 
 pub fn command_for(profile: &Profile, command: Vec<String>) -> Vec<String> {
