@@ -234,10 +234,7 @@ const VERSION_GATES: [(&str, KernelVersion); 4] = [
 ];
 
 fn kernel(host: &Host) -> Check {
-    let modes = (
-        "chroot(2) exists on every Linux kernel",
-        "needs user, mount and pid namespaces (3.8+) and cgroup namespaces (4.6+)",
-    );
+    let modes = ("chroot(2) exists on every Linux kernel", "needs user, mount and pid namespaces (3.8+) and cgroup namespaces (4.6+)");
     let Some(version) = host.version else {
         let summary = format!("could not read the kernel version (uname release `{}`)", host.release);
         return Check::new("kernel", "Kernel", Status::Warn, summary).modes(modes.0, modes.1);
@@ -279,18 +276,12 @@ fn privileges(host: &Host) -> Check {
     let mut check = Check::new("privileges", "Privileges", status, summary)
         .found(format!("effective uid {}, gid {}", host.euid, host.egid))
         .found(user_namespace_of_this_process())
-        .found(format!(
-            "effective capabilities: CAP_SYS_CHROOT {}, CAP_SYS_ADMIN {}",
-            yes_no(can_chroot),
-            yes_no(can_admin)
-        ))
+        .found(format!("effective capabilities: CAP_SYS_CHROOT {}, CAP_SYS_ADMIN {}", yes_no(can_chroot), yes_no(can_admin)))
         .modes(chroot, namespace);
     if !host.is_root() {
         check = check.fix("for chroot mode run it with sudo: sudo sandbox run --mode chroot");
     } else if status != Status::Ok {
-        check = check.fix(
-            "give the process CAP_SYS_ADMIN and CAP_SYS_CHROOT (in Docker: --cap-add SYS_ADMIN --cap-add SYS_CHROOT)",
-        );
+        check = check.fix("give the process CAP_SYS_ADMIN and CAP_SYS_CHROOT (in Docker: --cap-add SYS_ADMIN --cap-add SYS_CHROOT)");
     }
     check
 }
@@ -403,7 +394,10 @@ fn unprivileged_userns_fixes(clone: Option<i64>, apparmor: Option<i64>, max: Opt
         fixes.push(persist_sysctl("kernel.unprivileged_userns_clone", "1"));
     }
     if apparmor == Some(1) {
-        fixes.push("sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give the sandbox binary an AppArmor profile with `userns,`)".into());
+        fixes.push(
+            "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or give the sandbox binary an AppArmor profile with `userns,`)"
+                .into(),
+        );
         fixes.push(persist_sysctl("kernel.apparmor_restrict_unprivileged_userns", "0"));
     }
     if max == Some(0) {
@@ -467,10 +461,7 @@ fn idmapped_mounts(host: &Host) -> Check {
         .found(format!("kernel 5.12 or newer: {}", yes_no(by_version)))
         .found(format!("a deliberately invalid mount_setattr(2) call returned {errno_name} (ENOSYS would mean absent)"))
         .found("not tested: whether the filesystem holding the store supports idmapped mounts")
-        .modes(
-            "not used",
-            "optional: shows the rootfs with shifted owners without copying or chown; the sandbox works without it",
-        );
+        .modes("not used", "optional: shows the rootfs with shifted owners without copying or chown; the sandbox works without it");
     if status == Status::Missing {
         check = check.fix("optional; needs a kernel 5.12 or newer");
     }
@@ -681,7 +672,9 @@ fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement,
             vec![format!("let the tool's cgroup use it: echo +{controller} | sudo tee {target}")]
         }
         ProblemKind::ControllerMissing => vec![
-            format!("mount its v1 hierarchy: sudo mkdir -p /sys/fs/cgroup/{controller} && sudo mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller}"),
+            format!(
+                "mount its v1 hierarchy: sudo mkdir -p /sys/fs/cgroup/{controller} && sudo mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller}"
+            ),
             enable_v2(),
         ],
         ProblemKind::InternalProcesses if host.is_root() => {
@@ -700,10 +693,9 @@ fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement,
             delegate_to_users(),
             "then start it in a delegated scope: systemd-run --user --scope -p Delegate=yes sandbox run ...".into(),
         ],
-        ProblemKind::NotWritable => vec![
-            "cgroup v1 has no safe delegation to users: run it with sudo, or switch to cgroup v2".into(),
-            enable_v2(),
-        ],
+        ProblemKind::NotWritable => {
+            vec!["cgroup v1 has no safe delegation to users: run it with sudo, or switch to cgroup v2".into(), enable_v2()]
+        }
         ProblemKind::ReadOnly => {
             let mount = match placement.backend {
                 Some(CgroupVersion::V1) => layout.v1_hierarchy(controller).map(|h| h.mount.clone()),
@@ -746,9 +738,8 @@ fn state_dir(host: &Host) -> Check {
         Ok(summary) => (Status::Ok, summary),
         Err(summary) => (Status::Missing, summary),
     };
-    let mut check = Check::new("state-dir", "State directory", status, summary)
-        .found(format!("{} ({origin})", home.display()))
-        .modes(modes.0, modes.1);
+    let mut check =
+        Check::new("state-dir", "State directory", status, summary).found(format!("{} ({origin})", home.display())).modes(modes.0, modes.1);
     if status == Status::Missing {
         check = check.fix("point SANDBOX_HOME at a writable directory: export SANDBOX_HOME=$HOME/sandbox");
         if host.is_root() {
@@ -891,7 +882,11 @@ mod probe {
     /// How a probe ended.
     pub enum Outcome {
         Passed(Vec<&'static str>),
-        Failed { label: &'static str, setup: bool, errno: i32 },
+        Failed {
+            label: &'static str,
+            setup: bool,
+            errno: i32,
+        },
         /// It could not run, or the child died without reporting.
         NotRun(String),
     }

@@ -147,7 +147,9 @@ impl Instance {
         };
         // The instance's own directory keeps every other user out (0700); the
         // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
-        for (dir, mode) in [(self.dir.clone(), 0o700), (self.dir.join("upper"), 0o755), (self.dir.join("work"), 0o700), (self.dir.join("merged"), 0o755)] {
+        for (dir, mode) in
+            [(self.dir.clone(), 0o700), (self.dir.join("upper"), 0o755), (self.dir.join("work"), 0o700), (self.dir.join("merged"), 0o755)]
+        {
             fs::create_dir_all(&dir)?;
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
             if as_root {
@@ -304,7 +306,8 @@ mod tests {
         fs::create_dir_all(upper.path().join("home/new")).unwrap();
         fs::write(upper.path().join("home/new/f"), "c").unwrap();
         if nix::unistd::geteuid().is_root() {
-            nix::sys::stat::mknod(&upper.path().join("etc/gone"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).unwrap();
+            nix::sys::stat::mknod(&upper.path().join("etc/gone"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0)
+                .unwrap();
         }
         let changes = diff(upper.path(), lower.path()).unwrap();
         assert!(changes.contains(&Change::Changed("/etc/motd".into())));

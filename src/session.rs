@@ -58,7 +58,8 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let mut manager = None;
     if request.mode == Mode::Namespace && wants_limits {
         let manager_result = cgroup::detect().map_err(|e| e.to_string()).and_then(|layout| {
-            cgroup::manager_for(&layout, &request.name, &limits).map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
+            cgroup::manager_for(&layout, &request.name, &limits)
+                .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
         });
         match manager_result {
             Ok(m) => manager = Some(m),

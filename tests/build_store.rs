@@ -54,14 +54,16 @@ fn locked_build_fails_with_a_readable_diff() {
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let profile = work.path().join("lab.toml");
-    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"one\\n\"\n").unwrap();
+    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"one\\n\"\n")
+        .unwrap();
     ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile));
     ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--locked"));
     let lock_before = fs::read_to_string(work.path().join("lab.lock")).unwrap();
     assert!(lock_before.contains("path = \"/usr/bin/true\""), "{lock_before}");
     assert!(lock_before.contains("package = \"coreutils "), "dpkg's package and version are recorded");
 
-    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"two\\n\"\n").unwrap();
+    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"two\\n\"\n")
+        .unwrap();
     let output = run(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--locked"));
     assert_eq!(output.status.code(), Some(125));
     let err = stderr(&output);

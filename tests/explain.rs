@@ -138,7 +138,11 @@ fn a_failing_step_is_explained_and_stops_cleanly() {
     let private = tempfile::tempdir_in("/root").unwrap();
     let work = tempfile::tempdir().unwrap();
     let profile = work.path().join("m.toml");
-    fs::write(&profile, format!("name = \"m\"\nextends = \"shell\"\n[[mounts]]\nsource = \"{}\"\ntarget = \"/home/student\"\n", private.path().display())).unwrap();
+    fs::write(
+        &profile,
+        format!("name = \"m\"\nextends = \"shell\"\n[[mounts]]\nsource = \"{}\"\ntarget = \"/home/student\"\n", private.path().display()),
+    )
+    .unwrap();
     let output = run(sandbox().args(["explain", "--lang", "en"]).arg(&profile).stdin(Stdio::null()));
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(125), "{text}{}", stderr(&output));

@@ -191,7 +191,9 @@ fn the_image_has_a_layer_per_level_and_the_profile_in_its_config() {
     assert_eq!(c["WorkingDir"], "/home/teacher");
     assert_eq!(c["Cmd"][0], "/bin/sh");
     let env: Vec<&str> = c["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for expected in ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/home/teacher", "USER=teacher", "LAB=export"] {
+    for expected in
+        ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/home/teacher", "USER=teacher", "LAB=export"]
+    {
         assert!(env.contains(&expected), "{expected} missing from {env:?}");
     }
     assert!(env.iter().any(|e| e.starts_with("LANG=")), "{env:?}");
@@ -349,7 +351,14 @@ fn import_never_writes_outside_the_new_rootfs() {
     // An absolute symlink is a fine link, kept as it is and never followed.
     let layout = work.path().join("abslink");
     let target = victim.display().to_string();
-    crafted_layout(&layout, &[("etc", tar::EntryType::Directory, ""), ("etc/link", tar::EntryType::Symlink, &target), ("etc/file", tar::EntryType::Regular, "")]);
+    crafted_layout(
+        &layout,
+        &[
+            ("etc", tar::EntryType::Directory, ""),
+            ("etc/link", tar::EntryType::Symlink, &target),
+            ("etc/file", tar::EntryType::Regular, ""),
+        ],
+    );
     let text = ok(sandbox().env("SANDBOX_HOME", home.path()).arg("import").arg(&layout));
     let path = text.lines().find_map(|l| l.trim().strip_prefix("path:")).unwrap().trim().to_string();
     assert_eq!(fs::read_link(Path::new(&path).join("etc/link")).unwrap(), victim);
@@ -371,7 +380,10 @@ fn skopeo_and_umoci_accept_the_image_and_unpack_the_built_tree() {
     assert_eq!(inspect["Labels"]["io.sandbox.digest"], digest.as_str());
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
     // skopeo copy checks every blob against its digest.
-    ok(Command::new("skopeo").arg("copy").arg(format!("oci:{}:latest", layout.display())).arg(format!("oci:{}:latest", dir.path().join("copy").display())));
+    ok(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("oci:{}:latest", dir.path().join("copy").display())));
 
     let bundle = dir.path().join("unpacked");
     ok(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:latest", layout.display())).arg(&bundle));
@@ -531,7 +543,10 @@ fn run_bundle(runtime: &'static str, bundle: &Path, cgroup: &str, script: &str) 
                 prep += &format!("mount --bind {}/{} {} && ", mount.display(), own.trim_start_matches('/'), mount.display());
             }
         }
-        run(Command::new("timeout").args(["120", "unshare", "--mount", "--propagation", "private", "sh", "-c"]).arg(format!("{prep}exec {runtime_cmd}")).stdin(Stdio::null()))
+        run(Command::new("timeout")
+            .args(["120", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{prep}exec {runtime_cmd}"))
+            .stdin(Stdio::null()))
     } else {
         run(Command::new("timeout").arg("120").arg("sh").arg("-c").arg(format!("exec {runtime_cmd}")).stdin(Stdio::null()))
     };
@@ -610,10 +625,20 @@ fn podman_loads_and_runs_the_archive() {
     } else {
         ""
     };
-    let script = format!("{hide}exec {podman} run --rm --cgroups=disabled --network=none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/{reference}");
-    let output = run(Command::new("timeout").args(["180", "unshare", "--mount", "--propagation", "private", "sh", "-c"]).arg(script).stdin(Stdio::null()));
+    let script = format!(
+        "{hide}exec {podman} run --rm --cgroups=disabled --network=none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/{reference}"
+    );
+    let output = run(Command::new("timeout")
+        .args(["180", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(script)
+        .stdin(Stdio::null()));
     let text = stdout(&output);
-    assert!(text.starts_with("hello from export\nteacher\n"), "podman ran the profile's command as its user ({}):\n{text}{}", output.status, stderr(&output));
+    assert!(
+        text.starts_with("hello from export\nteacher\n"),
+        "podman ran the profile's command as its user ({}):\n{text}{}",
+        output.status,
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -628,7 +653,10 @@ fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     let check_pod_spec = |spec: &PodSpec| {
         assert_eq!(spec.automount_service_account_token, Some(false));
         let pod_security = spec.security_context.as_ref().unwrap();
-        assert_eq!((pod_security.run_as_user, pod_security.run_as_group, pod_security.run_as_non_root), (Some(2000), Some(2000), Some(true)));
+        assert_eq!(
+            (pod_security.run_as_user, pod_security.run_as_group, pod_security.run_as_non_root),
+            (Some(2000), Some(2000), Some(true))
+        );
         let container = &spec.containers[0];
         assert_eq!(container.image.as_deref(), Some(image.as_str()));
         let security = container.security_context.as_ref().unwrap();
@@ -644,7 +672,8 @@ fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     };
 
     let yaml = ok(sandbox().arg("export").arg(&lab).arg("--k8s"));
-    let documents: Vec<serde_norway::Value> = serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
+    let documents: Vec<serde_norway::Value> =
+        serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
     assert_eq!(documents.len(), 1, "one Pod:\n{yaml}");
     let pod: Pod = serde_norway::from_value(documents[0].clone()).unwrap();
     assert_eq!(pod.metadata.name.as_deref(), Some("ex-lab"));
@@ -653,7 +682,8 @@ fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     let students = dir.path().join("students.txt");
     fs::write(&students, "# class A\nalice\nbob\n\ncarol # late\n").unwrap();
     let yaml = ok(sandbox().arg("export").arg(&lab).arg("--k8s").arg("--students").arg(&students));
-    let documents: Vec<serde_norway::Value> = serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
+    let documents: Vec<serde_norway::Value> =
+        serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
     let kind = |d: &serde_norway::Value| d["kind"].as_str().unwrap().to_string();
     assert_eq!(documents.iter().map(kind).collect::<Vec<_>>(), ["ConfigMap", "Service", "StatefulSet"]);
     let names: ConfigMap = serde_norway::from_value(documents[0].clone()).unwrap();

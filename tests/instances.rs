@@ -102,7 +102,8 @@ fn a_student_s_files_persist_until_reset() {
         return;
     }
     let _cleanup = Cleanup(vec!["persist".into()]);
-    let run_named = |script: &str| run(sandbox().args(["run", "shell", "--name", "persist", "--", "/bin/bash", "-c", script]).stdin(Stdio::null()));
+    let run_named =
+        |script: &str| run(sandbox().args(["run", "shell", "--name", "persist", "--", "/bin/bash", "-c", script]).stdin(Stdio::null()));
     let first = run_named("echo kept > ~/work.txt; rm -f ~/.profile; echo done");
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(stdout(&run_named("cat ~/work.txt")), "kept\n");

@@ -37,7 +37,8 @@ fn the_course_lists_ten_labs_in_both_languages() {
 fn check(lab: &str, student: &str) -> (bool, String) {
     let output = run(sandbox().args(["lab", "check", lab, "--name", student, "--json"]));
     let text = stdout(&output);
-    let value: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{lab}: not JSON ({e}): {text}{}", stderr(&output)));
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{lab}: not JSON ({e}): {text}{}", stderr(&output)));
     (output.status.success() && value["passed"] == true, text)
 }
 
@@ -54,7 +55,8 @@ fn every_solution_passes_and_every_empty_attempt_fails() {
         ok(sandbox().args(["lab", "start", &id, "--name", &student]));
         let (passed, text) = check(&id, &student);
         assert!(!passed, "{id}: an untouched start passes: {text}");
-        let solution = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs").join(&id).join("solution/solve.sh")).unwrap();
+        let solution =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("labs").join(&id).join("solution/solve.sh")).unwrap();
         let mut child = sandbox()
             .args(["exec", &instance, "--", "/bin/bash", "-s"])
             .stdin(Stdio::piped())

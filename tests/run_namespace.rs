@@ -40,7 +40,10 @@ fn hostname_network_and_ids_are_the_sandbox_s() {
     if !need_root("namespace mode with an id range") {
         return;
     }
-    let text = inside("run.toml", "uname -n; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/uid_map; id -un; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok");
+    let text = inside(
+        "run.toml",
+        "uname -n; cat /proc/net/dev | tail -n +3 | cut -d: -f1; cat /proc/self/uid_map; id -un; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok",
+    );
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     assert_eq!(lines[0], "lab");
     assert_eq!(lines[1], "lo", "only loopback: {text}");
@@ -270,7 +273,13 @@ fn nothing_leaks_after_exit_error_interrupt_or_kill() {
     }
     // Normal exit and a failing command.
     for script in ["exit 0", "exit 3"] {
-        let child = sandbox().arg("run").arg(profile_path("run.toml")).args(["--", "/bin/bash", "-c", script]).stdin(Stdio::null()).spawn().unwrap();
+        let child = sandbox()
+            .arg("run")
+            .arg(profile_path("run.toml"))
+            .args(["--", "/bin/bash", "-c", script])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let output = child.wait_with_output().unwrap();
         assert!(output.status.code().is_some());

@@ -252,9 +252,7 @@ impl CgroupLayout {
     /// The v1 hierarchy carrying `controller`, if any.
     pub fn v1_hierarchy(&self, controller: &str) -> Option<&V1Hierarchy> {
         match self {
-            CgroupLayout::V1 { hierarchies } | CgroupLayout::Hybrid { hierarchies, .. } => {
-                hierarchies.get(controller)
-            }
+            CgroupLayout::V1 { hierarchies } | CgroupLayout::Hybrid { hierarchies, .. } => hierarchies.get(controller),
             _ => None,
         }
     }
@@ -319,9 +317,7 @@ pub fn detect_in(root: &Path) -> Result<CgroupLayout, DetectError> {
 
 fn read_proc_file(root: &Path, relative: &str) -> Result<String, DetectError> {
     let path = root.join(relative);
-    std::fs::read(&path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .map_err(|source| DetectError { path, source })
+    std::fs::read(&path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).map_err(|source| DetectError { path, source })
 }
 
 /// The layout from the two texts; the v2 control files are read under `root`.
@@ -539,15 +535,7 @@ impl LimitPlacement {
     }
 
     fn nowhere(limit: Limit, backend: Option<CgroupVersion>, problem: Problem) -> LimitPlacement {
-        LimitPlacement {
-            limit,
-            backend,
-            parent: None,
-            child: None,
-            limit_file: None,
-            needs_enabling: false,
-            problem: Some(problem),
-        }
+        LimitPlacement { limit, backend, parent: None, child: None, limit_file: None, needs_enabling: false, problem: Some(problem) }
     }
 
     fn with_problem(mut self, problem: Option<Problem>) -> LimitPlacement {
@@ -674,10 +662,8 @@ fn v2_files_to_write(parent: &Path, needs_enabling: bool) -> Vec<PathBuf> {
 }
 
 fn not_visible(cgroup_path: &str, mount: &Path) -> Problem {
-    let message = format!(
-        "the tool's cgroup {cgroup_path} is not visible under {} (a cgroup namespace or a partial mount)",
-        mount.display()
-    );
+    let message =
+        format!("the tool's cgroup {cgroup_path} is not visible under {} (a cgroup namespace or a partial mount)", mount.display());
     Problem::new(ProblemKind::NotVisible, message)
 }
 

@@ -36,13 +36,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::detect::{
-    AccessCheck, CgroupLayout, CgroupVersion, EffectiveAccess, Limit, LimitPlacement, ProblemKind, place_limits_with,
-};
+use super::detect::{AccessCheck, CgroupLayout, CgroupVersion, EffectiveAccess, Limit, LimitPlacement, ProblemKind, place_limits_with};
 pub use kernel::{Kernel, RealKernel};
-pub use leftovers::{
-    leftovers, leftovers_with, owner_pid, remove_leftovers, remove_leftovers_near, remove_leftovers_with, run_name,
-};
+pub use leftovers::{leftovers, leftovers_with, owner_pid, remove_leftovers, remove_leftovers_near, remove_leftovers_with, run_name};
 use v1::V1Manager;
 use v2::V2Manager;
 
@@ -159,11 +155,7 @@ pub fn dir_name(name: &str) -> String {
 /// Nothing is created yet. With no limit set, the cgroup still holds the
 /// sandbox's processes (so `kill_all` reaches all of them) and needs no
 /// controller: on v1 it goes into the pids hierarchy.
-pub fn manager_for(
-    layout: &CgroupLayout,
-    name: &str,
-    limits: &Limits,
-) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
+pub fn manager_for(layout: &CgroupLayout, name: &str, limits: &Limits) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
     manager_with(layout, name, limits, &EffectiveAccess, Arc::new(RealKernel))
 }
 
@@ -206,11 +198,7 @@ fn tracking_placement(layout: &CgroupLayout, child: &str, access: &dyn AccessChe
     placements.into_iter().find(|p| p.limit == Limit::Pids)
 }
 
-fn build(
-    placements: &[LimitPlacement],
-    tracking_only: bool,
-    kernel: Arc<dyn Kernel>,
-) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
+fn build(placements: &[LimitPlacement], tracking_only: bool, kernel: Arc<dyn Kernel>) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
     let version = single_backend(placements)?;
     let slots: Vec<Slot> = placements.iter().filter_map(Slot::from_placement).collect();
     let Some(first) = slots.first().cloned() else {
@@ -296,11 +284,7 @@ fn invalid_values(limits: &Limits) -> Vec<Unavailable> {
         problems.push(Unavailable { limit, kind: None, message, fix: fix.to_owned() });
     };
     if limits.memory == Some(0) {
-        bad(
-            Limit::Memory,
-            "memory = 0 leaves the sandbox no memory at all".into(),
-            "set memory to a size such as \"256M\"",
-        );
+        bad(Limit::Memory, "memory = 0 leaves the sandbox no memory at all".into(), "set memory to a size such as \"256M\"");
     }
     if limits.pids == Some(0) {
         bad(Limit::Pids, "pids = 0 lets the sandbox start no process".into(), "set pids to at least 1 (e.g. 128)");

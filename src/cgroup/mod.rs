@@ -11,11 +11,10 @@ pub mod detect;
 pub mod manager;
 
 pub use detect::{
-    AccessCheck, CgroupLayout, CgroupMount, CgroupVersion, DetectError, EffectiveAccess, Limit, LimitPlacement,
-    Membership, Problem, ProblemKind, UnifiedHierarchy, V1Hierarchy, detect, detect_in, layout_from, place_limits,
-    place_limits_with,
+    AccessCheck, CgroupLayout, CgroupMount, CgroupVersion, DetectError, EffectiveAccess, Limit, LimitPlacement, Membership, Problem,
+    ProblemKind, UnifiedHierarchy, V1Hierarchy, detect, detect_in, layout_from, place_limits, place_limits_with,
 };
 pub use manager::{
-    CgroupManager, Limits, Stats, Unavailable, dir_name, leftovers, manager_for, owner_pid, remove_leftovers,
-    remove_leftovers_near, run_name,
+    CgroupManager, Limits, Stats, Unavailable, dir_name, leftovers, manager_for, owner_pid, remove_leftovers, remove_leftovers_near,
+    run_name,
 };

@@ -101,7 +101,7 @@ pub fn check(spec: &str) -> Result<ExitCode, Failure> {
         profile.layers.join(" > "),
         profile.rootfs.binaries.len(),
         manifest.entries.len(),
-        human_bytes(manifest.files().filter_map(|e| file_size(e)).sum())
+        human_bytes(manifest.files().filter_map(file_size).sum())
     )?;
     print_notes(&manifest)?;
     Ok(ExitCode::SUCCESS)

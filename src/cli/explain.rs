@@ -122,7 +122,13 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
-fn summary(narrator: &mut Narrator, profile: &crate::profile::Profile, mode: Mode, plan: &crate::plan::Plan, command: &[String]) -> std::io::Result<()> {
+fn summary(
+    narrator: &mut Narrator,
+    profile: &crate::profile::Profile,
+    mode: Mode,
+    plan: &crate::plan::Plan,
+    command: &[String],
+) -> std::io::Result<()> {
     let catalog = narrator.catalog;
     narrator.section(catalog.text("summary_title"))?;
     let key = if mode == Mode::Chroot { "summary_chroot" } else { "summary_namespace" };

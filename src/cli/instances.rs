@@ -177,7 +177,10 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
     let instance = Instance::named(&state, name)?;
     let record = instance.record()?;
     let running = instance.running().ok_or_else(|| Failure {
-        message: format!("instance `{name}` is not running\n  fix: `sandbox start {} --name {name}`, or `sandbox run {} --name {name}`", record.profile, record.profile),
+        message: format!(
+            "instance `{name}` is not running\n  fix: `sandbox start {} --name {name}`, or `sandbox run {} --name {name}`",
+            record.profile, record.profile
+        ),
     })?;
     let profile = super::build::load(&record.profile)?;
     let manager = manager(&profile, name);
@@ -204,7 +207,12 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
     let outcome = crate::isolate::launch(&plan, options, &mut |_| {})?;
     if let Some(event) = &outcome.failed {
         return Err(Failure {
-            message: format!("step `{}` failed: {}\n  fix: {}", event.id, event.error.as_deref().unwrap_or("?"), crate::isolate::hints::fix(&event.id, event.errno)),
+            message: format!(
+                "step `{}` failed: {}\n  fix: {}",
+                event.id,
+                event.error.as_deref().unwrap_or("?"),
+                crate::isolate::hints::fix(&event.id, event.errno)
+            ),
         });
     }
     if let Some(error) = &outcome.exec_error {
@@ -236,7 +244,8 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
             let profile = super::build::load(&record.profile).ok()?;
             manager(&profile, &instance.name).map(|m| (m.stats(), m.procs_files()))
         });
-        let processes = stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
+        let processes =
+            stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
         rows.push(Row {
             name: record.name.clone(),
             profile: record.profile_name.clone(),
@@ -254,7 +263,11 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
         writeln!(out, "{}", serde_json::to_string(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<16} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}", "NAME", "PROFILE", "DIGEST", "STATE", "PID", "UPTIME", "MEMORY", "PIDS")?;
+    writeln!(
+        out,
+        "{:<16} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
+        "NAME", "PROFILE", "DIGEST", "STATE", "PID", "UPTIME", "MEMORY", "PIDS"
+    )?;
     let dash = || "-".to_string();
     for r in rows {
         writeln!(
@@ -290,13 +303,12 @@ fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     }
     // Whatever happened before (a killed supervisor, a crash): no process and
     // no cgroup of the instance is left.
-    if let Ok(record) = instance.record() {
-        if let Ok(profile) = super::build::load(&record.profile) {
-            if let Some(m) = manager(&profile, &instance.name) {
-                let _ = m.kill_all();
-                let _ = m.remove();
-            }
-        }
+    if let Ok(record) = instance.record()
+        && let Ok(profile) = super::build::load(&record.profile)
+        && let Some(m) = manager(&profile, &instance.name)
+    {
+        let _ = m.kill_all();
+        let _ = m.remove();
     }
     instance.clear_running();
     Ok(running.is_some())

@@ -115,7 +115,9 @@ pub fn check(wanted: &str, name: Option<&str>, json: bool, lang: Option<&str>) -
     let instance = lab::instance_name(&lab, &student);
     let state = crate::state::home();
     if !crate::instance::Instance::named(&state, &instance)?.exists() {
-        return Err(Failure { message: format!("{student} has not started lab {}\n  fix: sandbox lab start {} --name {student}", lab.id, lab.id) });
+        return Err(Failure {
+            message: format!("{student} has not started lab {}\n  fix: sandbox lab start {} --name {student}", lab.id, lab.id),
+        });
     }
     ensure_running(&lab, &instance)?;
     let values = student_values(&lab, &student)?;

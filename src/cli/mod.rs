@@ -198,7 +198,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
-        Command::Run { profile, mode: _, name: Some(name), background, command } => instances::run_named(&profile, &name, command, background),
+        Command::Run { profile, mode: _, name: Some(name), background, command } => {
+            instances::run_named(&profile, &name, command, background)
+        }
         Command::Run { profile, mode, name: None, command, .. } => run::run(&profile, mode.map(Into::into), command),
         Command::Start { profile, names, names_from } => instances::start(&profile, names, names_from.as_deref()),
         Command::Exec { name, command } => instances::exec(&name, command),
@@ -207,16 +209,9 @@ pub fn main() -> ExitCode {
         Command::Reset { names } => instances::reset(&names),
         Command::Rm { names } => instances::rm(&names),
         Command::Diff { name } => instances::diff(&name),
-        Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => explain::explain(explain::Args {
-            profile,
-            mode: mode.map(Into::into),
-            step,
-            dry_run,
-            lang,
-            json,
-            build,
-            command,
-        }),
+        Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => {
+            explain::explain(explain::Args { profile, mode: mode.map(Into::into), step, dry_run, lang, json, build, command })
+        }
         Command::Check { profile } => build::check(&profile),
         Command::Why { path, profile } => why::why(&path, &profile),
         Command::Profiles => info::profiles(),

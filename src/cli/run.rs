@@ -47,7 +47,10 @@ pub fn prepare(profile: &Profile, mode: Mode, command: Vec<String>, dry_run: boo
         mode,
         rootfs,
         command: command_for(profile, command),
-        name: crate::cgroup::run_name(&format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))),
+        name: crate::cgroup::run_name(&format!(
+            "{:x}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+        )),
         dry_run,
         layer: None,
         id_base: None,
@@ -80,7 +83,11 @@ pub fn execute(session: &Session, observer: &mut dyn FnMut(&Event)) -> Result<i3
 }
 
 /// `execute`, pausing before each step when `pause` is given (explain --step).
-pub fn execute_with<'a>(session: &'a Session, observer: &mut dyn FnMut(&Event), pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>) -> Result<i32, Failure> {
+pub fn execute_with<'a>(
+    session: &'a Session,
+    observer: &mut dyn FnMut(&Event),
+    pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
+) -> Result<i32, Failure> {
     launch_session(session, observer, pause, None, true)
 }
 

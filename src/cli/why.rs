@@ -19,7 +19,9 @@ pub fn why(path: &str, spec: &str) -> Result<ExitCode, Failure> {
         .and_then(|dir| manifest.locate(&dir.to_string_lossy()))
         .zip(as_given.file_name())
         .map(|(dir, name)| dir.join(name))
-        .ok_or_else(|| Failure { message: format!("`{path}` is not an absolute path inside the rootfs\n  fix: give a path such as /usr/bin/ls") })?;
+        .ok_or_else(|| Failure {
+            message: format!("`{path}` is not an absolute path inside the rootfs\n  fix: give a path such as /usr/bin/ls"),
+        })?;
     if manifest.get(&located).is_none() {
         return Err(Failure {
             message: format!(

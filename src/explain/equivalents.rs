@@ -5,7 +5,13 @@ use crate::profile::{Mode, NetworkMode, Profile};
 
 fn words(argv: &[String]) -> String {
     argv.iter()
-        .map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', r"'\''")) })
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -23,11 +29,18 @@ pub fn equivalents(profile: &Profile, mode: Mode, rootfs: &str, command: &[Strin
         unshare += " --net";
     }
     unshare += &format!(" --mount-proc={rootfs}/proc chroot {rootfs} {cmd}");
-    let mut bwrap = format!("bwrap --unshare-all --die-with-parent --new-session --ro-bind {rootfs} / --proc /proc --dev /dev --tmpfs /tmp");
+    let mut bwrap =
+        format!("bwrap --unshare-all --die-with-parent --new-session --ro-bind {rootfs} / --proc /proc --dev /dev --tmpfs /tmp");
     if !net {
         bwrap += " --share-net";
     }
-    bwrap += &format!(" --hostname {} --uid {} --gid {} --chdir {} -- {cmd}", profile.run.hostname, user.uid, user.gid, profile.run.workdir.as_deref().unwrap_or(&user.home));
+    bwrap += &format!(
+        " --hostname {} --uid {} --gid {} --chdir {} -- {cmd}",
+        profile.run.hostname,
+        user.uid,
+        user.gid,
+        profile.run.workdir.as_deref().unwrap_or(&user.home)
+    );
     let mut docker = String::from("docker run --rm -it --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges");
     docker += match profile.network {
         NetworkMode::None | NetworkMode::Loopback => " --network none",

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, PosixRlimitBuilder,
-    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder,
+    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder,
+    Mount, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::chain::Level;
@@ -154,10 +154,8 @@ fn mounts(profile: &Profile, runner: Runner) -> Vec<Mount> {
 }
 
 fn linux(profile: &Profile, runner: Runner) -> Result<oci_spec::runtime::Linux> {
-    let mut builder = LinuxBuilder::default()
-        .namespaces(namespaces(profile, runner)?)
-        .masked_paths(masked_paths())
-        .readonly_paths(readonly_paths());
+    let mut builder =
+        LinuxBuilder::default().namespaces(namespaces(profile, runner)?).masked_paths(masked_paths()).readonly_paths(readonly_paths());
     match runner {
         Runner::Root => builder = builder.resources(resources(profile)?),
         Runner::Rootless { host_uid, host_gid } => {
@@ -177,7 +175,13 @@ fn linux(profile: &Profile, runner: Runner) -> Result<oci_spec::runtime::Linux> 
 /// The namespaces `sandbox run` makes: pid, mount, ipc, uts, cgroup, network
 /// unless the profile shares the host's, and user when rootless.
 fn namespaces(profile: &Profile, runner: Runner) -> Result<Vec<LinuxNamespace>> {
-    let mut kinds = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Cgroup];
+    let mut kinds = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Cgroup,
+    ];
     if profile.network != NetworkMode::Host {
         kinds.push(LinuxNamespaceType::Network);
     }
@@ -191,7 +195,8 @@ fn namespaces(profile: &Profile, runner: Runner) -> Result<Vec<LinuxNamespace>> 
 /// every device denied but those the runtime always allows (null, zero, tty...).
 fn resources(profile: &Profile) -> Result<LinuxResources> {
     let limits = &profile.limits;
-    let mut builder = LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?]);
+    let mut builder =
+        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build()?]);
     if let Some(memory) = limits.memory {
         builder = builder.memory(LinuxMemoryBuilder::default().limit(memory as i64).build()?);
     }
@@ -244,7 +249,9 @@ fn notes(profile: &Profile, runner: Runner) -> Vec<String> {
     let mut notes = Vec::new();
     let has_limits = profile.limits.memory.is_some() || profile.limits.pids.is_some() || profile.limits.cpu.is_some();
     if matches!(runner, Runner::Rootless { .. }) && has_limits {
-        notes.push("the [limits] are not in config.json: without root the runtime cannot create cgroups (export as root to keep them)".into());
+        notes.push(
+            "the [limits] are not in config.json: without root the runtime cannot create cgroups (export as root to keep them)".into(),
+        );
     }
     notes
 }

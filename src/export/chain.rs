@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::{Context, ExportError, Result};
 use crate::profile::{self, Profile};
 use crate::resolve::{self, Manifest};
-use crate::rootfs::digest::{self, ContentHashes};
 use crate::rootfs::Store;
+use crate::rootfs::digest::{self, ContentHashes};
 
 /// One level of the chain, built in the store.
 pub struct Level {
@@ -72,7 +72,10 @@ struct Text {
 
 fn profile_text(spec: &str, cwd: &Path) -> Result<Text> {
     if !is_path(spec) {
-        let ready = profile::ready().iter().find(|p| p.name == spec).ok_or_else(|| ExportError::Invalid(format!("no ready profile is named `{spec}`")))?;
+        let ready = profile::ready()
+            .iter()
+            .find(|p| p.name == spec)
+            .ok_or_else(|| ExportError::Invalid(format!("no ready profile is named `{spec}`")))?;
         return Ok(Text { toml: ready.source.to_owned(), dir: None });
     }
     let path = cwd.join(spec);

@@ -122,10 +122,7 @@ mod tests {
     }
 
     fn names(members: &BTreeMap<PathBuf, Change>) -> Vec<String> {
-        members
-            .iter()
-            .map(|(p, c)| format!("{}{}", p.display(), if matches!(c, Change::Whiteout) { " (wh)" } else { "" }))
-            .collect()
+        members.iter().map(|(p, c)| format!("{}{}", p.display(), if matches!(c, Change::Whiteout) { " (wh)" } else { "" })).collect()
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, PlatformBuilder, RootFsBuilder,
 };
 
 use super::chain::Level;
@@ -146,10 +146,8 @@ pub fn labels(top: &Level) -> HashMap<String, String> {
 }
 
 fn layer_descriptor(level: &Level, blob: &LayerBlob) -> Result<Descriptor> {
-    let annotations = BTreeMap::from([
-        (PROFILE_ANNOTATION.to_string(), level.profile.name.clone()),
-        (DIGEST_LABEL.to_string(), level.digest.clone()),
-    ]);
+    let annotations =
+        BTreeMap::from([(PROFILE_ANNOTATION.to_string(), level.profile.name.clone()), (DIGEST_LABEL.to_string(), level.digest.clone())]);
     descriptor(MediaType::ImageLayerGzip, &blob.digest, blob.size, annotations)
 }
 

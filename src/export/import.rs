@@ -97,7 +97,9 @@ fn open_oci(dir: &Path) -> Result<Image> {
         .layers()
         .iter()
         .enumerate()
-        .map(|(i, d)| Ok(LayerRef { path: dir.join(blob_path(d)?), digest: Some(d.digest().to_string()), diff_id: diff_ids.get(i).cloned() }))
+        .map(|(i, d)| {
+            Ok(LayerRef { path: dir.join(blob_path(d)?), digest: Some(d.digest().to_string()), diff_id: diff_ids.get(i).cloned() })
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Image { config: Some(config), layers })
 }
@@ -109,7 +111,9 @@ fn select_manifest(dir: &Path, index: ImageIndex, depth: u32) -> Result<Descript
         return Err(ExportError::Invalid("image indexes nested too deep".into()));
     }
     let host = |d: &&Descriptor| {
-        d.platform().as_ref().is_none_or(|p| *p.architecture() == oci_spec::image::Arch::default() && *p.os() == oci_spec::image::Os::default())
+        d.platform()
+            .as_ref()
+            .is_none_or(|p| *p.architecture() == oci_spec::image::Arch::default() && *p.os() == oci_spec::image::Os::default())
     };
     let candidates: Vec<&Descriptor> = match index.manifests().as_slice() {
         [one] => vec![one],
@@ -121,7 +125,9 @@ fn select_manifest(dir: &Path, index: ImageIndex, depth: u32) -> Result<Descript
         many => {
             let names: Vec<String> = many
                 .iter()
-                .map(|d| d.annotations().as_ref().and_then(|a| a.get(super::image::REF_NAME).cloned()).unwrap_or_else(|| d.digest().to_string()))
+                .map(|d| {
+                    d.annotations().as_ref().and_then(|a| a.get(super::image::REF_NAME).cloned()).unwrap_or_else(|| d.digest().to_string())
+                })
                 .collect();
             return Err(ExportError::Invalid(format!(
                 "the layout holds several images ({}); copy the one you want to a layout of its own (`skopeo copy oci:DIR:NAME oci:NEW`)",
@@ -169,7 +175,8 @@ fn title(config: &Option<ImageConfiguration>) -> Option<String> {
 fn blob_path(descriptor: &Descriptor) -> Result<PathBuf> {
     let digest = descriptor.digest();
     let hex = digest.digest();
-    let ok = digest.algorithm().as_ref() == "sha256" && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let ok =
+        digest.algorithm().as_ref() == "sha256" && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     if !ok {
         return Err(ExportError::Invalid(format!("unsupported digest {digest}: only sha256 is read")));
     }
@@ -220,7 +227,11 @@ fn unpack_archive(source: &Path, dest: &Path) -> Result<PathBuf> {
             if name.components().all(|c| c == Component::CurDir) {
                 continue; // the archive's own root, `./`
             }
-            return Err(ExportError::Invalid(format!("{}: member `{}` points outside the archive; refusing it", source.display(), name.display())));
+            return Err(ExportError::Invalid(format!(
+                "{}: member `{}` points outside the archive; refusing it",
+                source.display(),
+                name.display()
+            )));
         };
         let path = dest.join(&relative);
         if kind == EntryType::Directory {
@@ -289,8 +300,15 @@ enum Change {
 impl Tree {
     fn new(content: PathBuf) -> io::Result<Tree> {
         std::fs::create_dir(&content)?;
-        let root = Entry { path: "/".into(), kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0, capability: None, reason: imported("the image root") };
-        Ok(Tree { entries: BTreeMap::from([(PathBuf::from("/"), root)]), hashes: ContentHashes::new(), content, staged: 0, notes: Vec::new() })
+        let root =
+            Entry { path: "/".into(), kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0, capability: None, reason: imported("the image root") };
+        Ok(Tree {
+            entries: BTreeMap::from([(PathBuf::from("/"), root)]),
+            hashes: ContentHashes::new(),
+            content,
+            staged: 0,
+            notes: Vec::new(),
+        })
     }
 
     /// Write a file's content to the staging directory; its path and sha256.
@@ -305,7 +323,8 @@ impl Tree {
     }
 
     fn remove(&mut self, path: &Path) {
-        let doomed: Vec<PathBuf> = self.entries.range(path.to_path_buf()..).take_while(|(p, _)| p.starts_with(path)).map(|(p, _)| p.clone()).collect();
+        let doomed: Vec<PathBuf> =
+            self.entries.range(path.to_path_buf()..).take_while(|(p, _)| p.starts_with(path)).map(|(p, _)| p.clone()).collect();
         for p in doomed {
             if p != Path::new("/") {
                 self.entries.remove(&p);
@@ -356,7 +375,15 @@ impl Tree {
                     )));
                 }
                 None => {
-                    let entry = Entry { path: dir.into(), kind: Kind::Dir, mode: 0o755, uid: 0, gid: 0, capability: None, reason: Reason::Parent { of: path.into() } };
+                    let entry = Entry {
+                        path: dir.into(),
+                        kind: Kind::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        capability: None,
+                        reason: Reason::Parent { of: path.into() },
+                    };
                     self.entries.insert(dir.into(), entry);
                 }
             }
@@ -366,7 +393,11 @@ impl Tree {
 
     fn hard_link(&mut self, path: PathBuf, target: &Path) -> Result<()> {
         let Some(original) = self.entries.get(target).filter(|e| matches!(e.kind, Kind::File { .. })).cloned() else {
-            return Err(ExportError::Invalid(format!("hard link {} -> {}: no such file earlier in the image", path.display(), target.display())));
+            return Err(ExportError::Invalid(format!(
+                "hard link {} -> {}: no such file earlier in the image",
+                path.display(),
+                target.display()
+            )));
         };
         let hash = self.hashes.get(target).cloned();
         self.put(Entry { path, ..original }, hash)
@@ -397,7 +428,8 @@ fn apply_layer(tree: &mut Tree, layer: &LayerRef, label: &str) -> Result<()> {
     if let Some(expected) = layer.diff_id.as_ref().filter(|expected| **expected != diff_id) {
         return Err(ExportError::Invalid(format!("{label}: its content is {diff_id}, the config says {expected}; the image is corrupt")));
     }
-    let (whiteouts, additions): (Vec<Change>, Vec<Change>) = changes.into_iter().partition(|c| matches!(c, Change::Remove(_) | Change::Opaque(_)));
+    let (whiteouts, additions): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(|c| matches!(c, Change::Remove(_) | Change::Opaque(_)));
     for change in whiteouts.into_iter().chain(additions) {
         match change {
             Change::Remove(path) => tree.remove(&path),
@@ -427,8 +459,10 @@ fn read_member<R: Read>(tree: &mut Tree, member: &mut tar::Entry<R>, label: &str
     }
     let header = member.header().clone();
     let mode = header.mode().context(|| name.display().to_string())? & 0o7777;
-    let uid = u32::try_from(header.uid().context(|| name.display().to_string())?).map_err(|_| ExportError::Invalid(format!("{}: uid out of range", name.display())))?;
-    let gid = u32::try_from(header.gid().context(|| name.display().to_string())?).map_err(|_| ExportError::Invalid(format!("{}: gid out of range", name.display())))?;
+    let uid = u32::try_from(header.uid().context(|| name.display().to_string())?)
+        .map_err(|_| ExportError::Invalid(format!("{}: uid out of range", name.display())))?;
+    let gid = u32::try_from(header.gid().context(|| name.display().to_string())?)
+        .map_err(|_| ExportError::Invalid(format!("{}: gid out of range", name.display())))?;
     let capability = capability(member)?;
     let entry = |kind| Entry { path: path.clone(), kind, mode, uid, gid, capability: capability.clone(), reason: imported(label) };
     let change = match header.entry_type() {
@@ -438,11 +472,17 @@ fn read_member<R: Read>(tree: &mut Tree, member: &mut tar::Entry<R>, label: &str
             Change::Put(entry(Kind::File { source }), Some(hash))
         }
         EntryType::Symlink => {
-            let target = member.link_name().context(|| name.display().to_string())?.ok_or_else(|| ExportError::Invalid(format!("{}: a link without target", name.display())))?;
+            let target = member
+                .link_name()
+                .context(|| name.display().to_string())?
+                .ok_or_else(|| ExportError::Invalid(format!("{}: a link without target", name.display())))?;
             Change::Put(entry(Kind::Symlink { target: target.into_owned() }), None)
         }
         EntryType::Link => {
-            let target = member.link_name().context(|| name.display().to_string())?.ok_or_else(|| ExportError::Invalid(format!("{}: a link without target", name.display())))?;
+            let target = member
+                .link_name()
+                .context(|| name.display().to_string())?
+                .ok_or_else(|| ExportError::Invalid(format!("{}: a link without target", name.display())))?;
             Change::HardLink { path, target: inside(&target, label)? }
         }
         EntryType::Char => {
@@ -451,7 +491,10 @@ fn read_member<R: Read>(tree: &mut Tree, member: &mut tar::Entry<R>, label: &str
             Change::Put(entry(Kind::Device { major, minor }), None)
         }
         EntryType::Block | EntryType::Fifo => {
-            tree.notes.push(format!("{} ({label}) is a block device or a fifo, which a rootfs of the store does not hold: left out", path.display()));
+            tree.notes.push(format!(
+                "{} ({label}) is a block device or a fifo, which a rootfs of the store does not hold: left out",
+                path.display()
+            ));
             return Ok(None);
         }
         _ => return Ok(None), // PAX global headers and the like: metadata, no file
@@ -467,7 +510,12 @@ fn inside(name: &Path, label: &str) -> Result<PathBuf> {
         match component {
             Component::Normal(part) => out.push(part),
             Component::CurDir | Component::RootDir => {}
-            _ => return Err(ExportError::Invalid(format!("{label}: member `{}` climbs out of the root with `..`; refusing the image", name.display()))),
+            _ => {
+                return Err(ExportError::Invalid(format!(
+                    "{label}: member `{}` climbs out of the root with `..`; refusing the image",
+                    name.display()
+                )));
+            }
         }
     }
     Ok(out)

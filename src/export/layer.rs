@@ -138,7 +138,13 @@ fn append_member<W: Write>(builder: &mut tar::Builder<W>, path: &Path, change: &
     }
 }
 
-fn append<W: Write, R: Read>(builder: &mut tar::Builder<W>, mut header: Header, pax: &[(&str, Vec<u8>)], data: R, path: &Path) -> Result<()> {
+fn append<W: Write, R: Read>(
+    builder: &mut tar::Builder<W>,
+    mut header: Header,
+    pax: &[(&str, Vec<u8>)],
+    data: R,
+    path: &Path,
+) -> Result<()> {
     let what = || format!("writing {} into the layer", path.display());
     if !pax.is_empty() {
         builder.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice()))).context(what)?;
@@ -243,10 +249,9 @@ mod tests {
             assert_eq!(header.mtime().unwrap(), 0);
             assert_eq!(header.uid().unwrap(), 1000);
             assert_eq!(header.username().unwrap().unwrap_or(""), "", "no user names");
-            let cap = member
-                .pax_extensions()
-                .unwrap()
-                .and_then(|mut exts| exts.find_map(|e| e.ok().filter(|e| e.key() == Ok(CAPABILITY_RECORD)).map(|e| e.value_bytes().to_vec())));
+            let cap = member.pax_extensions().unwrap().and_then(|mut exts| {
+                exts.find_map(|e| e.ok().filter(|e| e.key() == Ok(CAPABILITY_RECORD)).map(|e| e.value_bytes().to_vec()))
+            });
             seen.push((path.display().to_string(), header.entry_type(), cap));
         }
         assert_eq!(seen[0].0, "./");

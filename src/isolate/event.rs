@@ -30,11 +30,18 @@ pub enum Message {
     /// The child made its user namespace and waits for its uid/gid maps.
     NeedIds,
     /// PID 1 of the sandbox, as the host numbers it (for signals and `nsenter`).
-    Init { pid: i32 },
+    Init {
+        pid: i32,
+    },
     /// `explain --step`: the sender is about to run step `index` and waits for "go".
-    Ready { index: usize },
+    Ready {
+        index: usize,
+    },
     /// The command could not be started (126: not executable, 127: not found).
-    ExecFailed { status: i32, error: String },
+    ExecFailed {
+        status: i32,
+        error: String,
+    },
 }
 
 /// Write one message as a line. Errors are ignored: a supervisor that went

@@ -16,9 +16,15 @@ pub fn fix(step: &str, errno: Option<i32>) -> String {
         ("mount-proc", Some(Errno::EPERM)) => {
             "procfs cannot be mounted here: the host's /proc has hidden (overmounted) paths, as inside a Docker container; run on a host or a privileged container"
         }
-        ("bind-rootfs", _) => "the rootfs could not be mounted: rebuild it with `sandbox build` and check `sandbox doctor` (idmapped mounts)",
-        ("pivot-root", Some(Errno::EINVAL)) => "pivot_root needs the new root to be a mount point with private propagation; run `sandbox doctor`",
-        ("new-net-namespace" | "loopback-up", _) => "network namespaces are not available: set `[network] mode = \"host\"` in the profile, or enable CONFIG_NET_NS",
+        ("bind-rootfs", _) => {
+            "the rootfs could not be mounted: rebuild it with `sandbox build` and check `sandbox doctor` (idmapped mounts)"
+        }
+        ("pivot-root", Some(Errno::EINVAL)) => {
+            "pivot_root needs the new root to be a mount point with private propagation; run `sandbox doctor`"
+        }
+        ("new-net-namespace" | "loopback-up", _) => {
+            "network namespaces are not available: set `[network] mode = \"host\"` in the profile, or enable CONFIG_NET_NS"
+        }
         ("mount-sys", _) => "sysfs cannot be mounted in this namespace: set `[network] mode = \"host\"` or run `sandbox doctor`",
         ("seccomp", _) => "the kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER): run `sandbox doctor`",
         ("chroot", Some(Errno::EPERM)) => "chroot mode needs root (CAP_SYS_CHROOT): run with sudo, or use --mode namespace",

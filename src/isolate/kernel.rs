@@ -80,8 +80,13 @@ impl Kernel for Real {
     }
 
     fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> SysResult {
-        nix::mount::mount(source, target, fstype, flags, data)
-            .map_err(fail(format!("mount({}, {}, {}, {})", source.map(|s| s.display().to_string()).unwrap_or("NULL".into()), target.display(), fstype.unwrap_or("NULL"), bare(flags))))
+        nix::mount::mount(source, target, fstype, flags, data).map_err(fail(format!(
+            "mount({}, {}, {}, {})",
+            source.map(|s| s.display().to_string()).unwrap_or("NULL".into()),
+            target.display(),
+            fstype.unwrap_or("NULL"),
+            bare(flags)
+        )))
     }
 
     fn umount(&mut self, target: &Path, flags: MntFlags) -> SysResult {
@@ -96,8 +101,9 @@ impl Kernel for Real {
         let mut fds = Vec::new();
         for namespace in namespaces {
             let path = format!("/proc/{pid}/ns/{namespace}");
-            let fd = nix::fcntl::open(path.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                .map_err(fail(format!("open({path})")))?;
+            let fd =
+                nix::fcntl::open(path.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                    .map_err(fail(format!("open({path})")))?;
             fds.push((path, fd));
         }
         for (path, fd) in fds {
@@ -134,7 +140,11 @@ impl Kernel for Real {
     }
 
     fn symlink(&mut self, target: &Path, link: &Path) -> SysResult {
-        nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link).map_err(fail(format!("symlink({}, {})", target.display(), link.display())))
+        nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link).map_err(fail(format!(
+            "symlink({}, {})",
+            target.display(),
+            link.display()
+        )))
     }
 
     fn write_file(&mut self, path: &Path, content: &str) -> SysResult {
@@ -147,9 +157,8 @@ impl Kernel for Real {
     fn attach_mount(&mut self, fd: RawFd, target: &Path) -> SysResult {
         let target_c = cstr(target);
         // SAFETY: move_mount with a valid fd, an empty C string and a NUL-terminated path.
-        let rc = unsafe {
-            libc::syscall(libc::SYS_move_mount, fd, c"".as_ptr(), libc::AT_FDCWD, target_c.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH)
-        };
+        let rc =
+            unsafe { libc::syscall(libc::SYS_move_mount, fd, c"".as_ptr(), libc::AT_FDCWD, target_c.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH) };
         Errno::result(rc).map(drop).map_err(fail(format!("move_mount(fd {fd}, {})", target.display())))
     }
 
@@ -169,7 +178,9 @@ impl Kernel for Real {
         // SAFETY: the union member ifru_flags is the one SIOCGIFFLAGS filled.
         unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
         // SAFETY: as above.
-        Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop).map_err(fail("ioctl(SIOCSIFFLAGS, lo, IFF_UP)"))
+        Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })
+            .map(drop)
+            .map_err(fail("ioctl(SIOCSIFFLAGS, lo, IFF_UP)"))
     }
 
     fn set_ids(&mut self, uid: u32, gid: u32) -> SysResult {
@@ -220,8 +231,10 @@ impl Kernel for Real {
     }
 
     fn seccomp(&mut self) -> SysResult {
-        let program = super::seccomp::default_filter().map_err(|e| SysError { call: format!("building the seccomp filter: {e}"), errno: Errno::EINVAL })?;
-        super::seccomp::apply(&program).map_err(|e| SysError { call: format!("seccomp(SECCOMP_SET_MODE_FILTER): {e}"), errno: Errno::EPERM })
+        let program = super::seccomp::default_filter()
+            .map_err(|e| SysError { call: format!("building the seccomp filter: {e}"), errno: Errno::EINVAL })?;
+        super::seccomp::apply(&program)
+            .map_err(|e| SysError { call: format!("seccomp(SECCOMP_SET_MODE_FILTER): {e}"), errno: Errno::EPERM })
     }
 
     fn setsid(&mut self) -> SysResult {
@@ -280,7 +293,14 @@ impl Kernel for Recorder {
         self.record(format!("unshare({})", bare(flags)))
     }
     fn mount(&mut self, source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> SysResult {
-        self.record(format!("mount({}, {}, {}, {}, {})", source.map(p).unwrap_or("NULL".into()), p(target), fstype.unwrap_or("NULL"), bare(flags), data.unwrap_or("NULL")))
+        self.record(format!(
+            "mount({}, {}, {}, {}, {})",
+            source.map(p).unwrap_or("NULL".into()),
+            p(target),
+            fstype.unwrap_or("NULL"),
+            bare(flags),
+            data.unwrap_or("NULL")
+        ))
     }
     fn umount(&mut self, target: &Path, flags: MntFlags) -> SysResult {
         self.record(format!("umount2({}, {})", p(target), bare(flags)))
@@ -370,7 +390,8 @@ struct MountAttr {
 pub fn idmapped_tree(path: &Path, userns_fd: RawFd) -> SysResult<OwnedFd> {
     let path_c = cstr(path);
     // SAFETY: open_tree with a NUL-terminated path; the result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path_c.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path_c.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) };
     let fd = Errno::result(fd).map_err(fail(format!("open_tree({}, OPEN_TREE_CLONE)", path.display())))?;
     // SAFETY: fd was just returned by open_tree.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };

@@ -65,7 +65,9 @@ pub fn after(action: &Action, before: Before, observed: &mut BTreeMap<String, St
         Before::Nothing => {}
     }
     if let Action::PivotRoot { .. } = action {
-        let mut names: Vec<String> = std::fs::read_dir("/").map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+        let mut names: Vec<String> = std::fs::read_dir("/")
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
         names.sort();
         observed.insert("root_listing".into(), names.join(" "));
     }

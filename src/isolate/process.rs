@@ -137,7 +137,8 @@ fn supervise(
     let forwarder = SignalForwarder::start(child);
     let reader_fd = channel.try_clone()?;
     let mut lines = BufReader::new(std::fs::File::from(reader_fd)).lines();
-    let supervisor_steps: Vec<(usize, &Step)> = plan.steps.iter().enumerate().skip(first).filter(|(_, s)| s.actor == Actor::Supervisor).collect();
+    let supervisor_steps: Vec<(usize, &Step)> =
+        plan.steps.iter().enumerate().skip(first).filter(|(_, s)| s.actor == Actor::Supervisor).collect();
     while let Some(Ok(line)) = lines.next() {
         let Ok(message) = serde_json::from_str::<Message>(&line) else { continue };
         match message {
@@ -187,10 +188,10 @@ fn supervise(
         }
     }
     drop(channel);
-    if let Some(master) = master {
-        if let Ok(exited) = super::pty::pidfd_open(child) {
-            let _ = super::pty::relay_terminal(master.as_fd(), exited.as_fd());
-        }
+    if let Some(master) = master
+        && let Ok(exited) = super::pty::pidfd_open(child)
+    {
+        let _ = super::pty::relay_terminal(master.as_fd(), exited.as_fd());
     }
     let status = wait_exit_status(child);
     if outcome.exec_error.is_none() {
@@ -277,7 +278,9 @@ fn supervisor_step(index: usize, step: &Step, cgroup: Option<&dyn CgroupManager>
 
 fn write_id_maps(pid: Pid, uid_map: &str, gid_map: &str, event: &mut Event) -> Result<(), String> {
     let proc = PathBuf::from(format!("/proc/{pid}"));
-    let write = |file: &str, content: &str| std::fs::write(proc.join(file), content).map_err(|e| format!("write(/proc/{pid}/{file}, {content:?}): {e}"));
+    let write = |file: &str, content: &str| {
+        std::fs::write(proc.join(file), content).map_err(|e| format!("write(/proc/{pid}/{file}, {content:?}): {e}"))
+    };
     write("uid_map", uid_map)?;
     // An unprivileged writer must deny setgroups before it may write gid_map.
     if !nix::unistd::geteuid().is_root() {
@@ -340,8 +343,7 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
     let mut kernel = Real;
     let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None, step_mode };
     let steps = &plan.steps;
-    for index in first..steps.len() {
-        let step = &steps[index];
+    for (index, step) in steps.iter().enumerate().skip(first) {
         if step.actor != Actor::Child {
             continue;
         }
@@ -413,7 +415,15 @@ fn run_chroot_rest(plan: &Plan, from: usize, kernel: &mut dyn Kernel, ctx: &Cont
 
 /// Enter a PID namespace (a new one, or a running sandbox's) and fork: the PID
 /// namespace of a process never changes, only its children's.
-fn fork_init(plan: &Plan, index: usize, mut event: Event, kernel: &mut dyn Kernel, ctx: Context, slave: Option<OwnedFd>, enter: &Action) -> i32 {
+fn fork_init(
+    plan: &Plan,
+    index: usize,
+    mut event: Event,
+    kernel: &mut dyn Kernel,
+    ctx: Context,
+    slave: Option<OwnedFd>,
+    enter: &Action,
+) -> i32 {
     let channel = ctx.channel.unwrap_or(-1);
     event.observed.insert("before".into(), setup::namespace_link(Namespace::Pid));
     if let Err(e) = setup::perform(kernel, enter, &ctx) {
@@ -596,7 +606,8 @@ fn catch_signals() -> SigSet {
     }
     let _ = watched.thread_block();
     for signal in watched.iter() {
-        let action = nix::sys::signal::SigAction::new(SigHandler::Handler(ignore_signal), nix::sys::signal::SaFlags::SA_RESTART, SigSet::empty());
+        let action =
+            nix::sys::signal::SigAction::new(SigHandler::Handler(ignore_signal), nix::sys::signal::SaFlags::SA_RESTART, SigSet::empty());
         // SAFETY: the handler does nothing; the signals stay blocked until exec resets them.
         let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
     }

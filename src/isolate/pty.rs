@@ -36,12 +36,7 @@ use nix::unistd::{self, Pid};
 pub use nix::pty::Winsize;
 
 /// The size a pty gets when the caller has no terminal to copy one from.
-pub const DEFAULT_SIZE: Winsize = Winsize {
-    ws_row: 24,
-    ws_col: 80,
-    ws_xpixel: 0,
-    ws_ypixel: 0,
-};
+pub const DEFAULT_SIZE: Winsize = Winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
 
 /// After the child exited, how long to wait for more output before returning.
 const QUIET_GAP: Duration = Duration::from_millis(100);
@@ -92,13 +87,7 @@ pub fn window_size(terminal: BorrowedFd<'_>) -> nix::Result<Winsize> {
     let mut size = DEFAULT_SIZE;
     // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer,
     // which points at `size`.
-    let rc = unsafe {
-        libc::ioctl(
-            terminal.as_raw_fd(),
-            libc::TIOCGWINSZ,
-            &mut size as *mut Winsize,
-        )
-    };
+    let rc = unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCGWINSZ, &mut size as *mut Winsize) };
     Errno::result(rc)?;
     Ok(size)
 }
@@ -202,13 +191,7 @@ pub fn relay_terminal(master: BorrowedFd<'_>, child_exited: BorrowedFd<'_>) -> i
     let (input, output) = (stdin.as_fd(), stdout.as_fd());
     let caller_terminal = unistd::isatty(input).unwrap_or(false).then_some(input);
     let _raw_mode = caller_terminal.map(RawModeGuard::enter).transpose()?;
-    relay(Relay {
-        master,
-        input,
-        output,
-        child_exited: Some(child_exited),
-        resize_from: caller_terminal,
-    })
+    relay(Relay { master, input, output, child_exited: Some(child_exited), resize_from: caller_terminal })
 }
 
 /// Copies `input` to the master and the master to `output` until the child
@@ -222,10 +205,7 @@ pub fn relay_terminal(master: BorrowedFd<'_>, child_exited: BorrowedFd<'_>) -> i
 /// from the original input.
 pub fn relay(fds: Relay<'_>) -> io::Result<()> {
     set_nonblocking(fds.master)?;
-    let resize = fds
-        .resize_from
-        .map(|terminal| ResizeForwarding::install(terminal, fds.master))
-        .transpose()?;
+    let resize = fds.resize_from.map(|terminal| ResizeForwarding::install(terminal, fds.master)).transpose()?;
     Session::new(fds, resize.as_ref()).run()
 }
 
@@ -251,12 +231,7 @@ struct Ready {
 }
 
 impl Ready {
-    const NOTHING: Ready = Ready {
-        master: PollFlags::empty(),
-        input: PollFlags::empty(),
-        child_exited: false,
-        resized: false,
-    };
+    const NOTHING: Ready = Ready { master: PollFlags::empty(), input: PollFlags::empty(), child_exited: false, resized: false };
 }
 
 /// The state of one relay.
@@ -271,19 +246,11 @@ struct Session<'a, 'fd> {
     at_line_start: bool,
 }
 
-const READABLE: PollFlags = PollFlags::POLLIN
-    .union(PollFlags::POLLHUP)
-    .union(PollFlags::POLLERR);
+const READABLE: PollFlags = PollFlags::POLLIN.union(PollFlags::POLLHUP).union(PollFlags::POLLERR);
 
 impl<'a, 'fd> Session<'a, 'fd> {
     fn new(fds: Relay<'fd>, resize: Option<&'a ResizeForwarding<'fd>>) -> Self {
-        Self {
-            fds,
-            resize,
-            input_open: true,
-            to_child: Vec::new(),
-            at_line_start: true,
-        }
+        Self { fds, resize, input_open: true, to_child: Vec::new(), at_line_start: true }
     }
 
     fn run(&mut self) -> io::Result<()> {
@@ -328,14 +295,8 @@ impl<'a, 'fd> Session<'a, 'fd> {
             Err(error) => return Err(error.into()),
             Ok(_) => {}
         }
-        let events = |slot: Option<usize>| {
-            slot.and_then(|slot| fds[slot].revents())
-                .unwrap_or(PollFlags::empty())
-        };
-        if fds.iter().any(|fd| {
-            fd.revents()
-                .is_some_and(|events| events.contains(PollFlags::POLLNVAL))
-        }) {
+        let events = |slot: Option<usize>| slot.and_then(|slot| fds[slot].revents()).unwrap_or(PollFlags::empty());
+        if fds.iter().any(|fd| fd.revents().is_some_and(|events| events.contains(PollFlags::POLLNVAL))) {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         Ok(Ready {
@@ -387,8 +348,7 @@ impl<'a, 'fd> Session<'a, 'fd> {
         }
         let end_of_file = modes.control_chars[SpecialCharacterIndices::VEOF as usize];
         let count = if self.at_line_start { 1 } else { 2 };
-        self.to_child
-            .extend(std::iter::repeat_n(end_of_file, count));
+        self.to_child.extend(std::iter::repeat_n(end_of_file, count));
         self.flush_to_child()
     }
 
@@ -423,10 +383,7 @@ impl<'a, 'fd> Session<'a, 'fd> {
                 return Ok(());
             }
             let timeout = PollTimeout::try_from(left.min(QUIET_GAP)).unwrap_or(PollTimeout::ZERO);
-            match poll(
-                &mut [PollFd::new(self.fds.master, PollFlags::POLLIN)],
-                timeout,
-            ) {
+            match poll(&mut [PollFd::new(self.fds.master, PollFlags::POLLIN)], timeout) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {
                     if self.copy_output()? == Flow::Finished {
@@ -446,10 +403,7 @@ fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
         match unistd::write(fd, bytes) {
             Ok(count) => bytes = &bytes[count..],
             Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => match poll(
-                &mut [PollFd::new(fd, PollFlags::POLLOUT)],
-                PollTimeout::NONE,
-            ) {
+            Err(Errno::EAGAIN) => match poll(&mut [PollFd::new(fd, PollFlags::POLLOUT)], PollTimeout::NONE) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(error) => return Err(error.into()),
             },
@@ -501,20 +455,11 @@ struct ResizeForwarding<'fd> {
 impl<'fd> ResizeForwarding<'fd> {
     fn install(from: BorrowedFd<'fd>, to: BorrowedFd<'fd>) -> io::Result<Self> {
         let (read_end, _) = resize_pipe()?;
-        let action = SigAction::new(
-            SigHandler::Handler(on_window_change),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
+        let action = SigAction::new(SigHandler::Handler(on_window_change), SaFlags::SA_RESTART, SigSet::empty());
         // SAFETY: the handler only loads an atomic, calls write(2) and saves
         // and restores errno, all async-signal-safe.
         let previous = unsafe { sigaction(Signal::SIGWINCH, &action) }?;
-        let forwarding = Self {
-            from,
-            to,
-            signals: read_end.as_fd(),
-            previous,
-        };
+        let forwarding = Self { from, to, signals: read_end.as_fd(), previous };
         // The size may have changed between opening the pty and now.
         forwarding.forward();
         Ok(forwarding)
@@ -555,24 +500,14 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(20);
 
     fn size(rows: u16, cols: u16) -> Winsize {
-        Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }
+        Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }
     }
 
     /// Forks a child that takes `slave` as its terminal and runs `/bin/sh -c
     /// script`. The argument vector is built before the fork, so the child
     /// only makes system calls until exec.
     fn spawn_on_pty(slave: BorrowedFd<'_>, script: &CStr) -> Pid {
-        let argv = [
-            c"/bin/sh".as_ptr(),
-            c"-c".as_ptr(),
-            script.as_ptr(),
-            std::ptr::null(),
-        ];
+        let argv = [c"/bin/sh".as_ptr(), c"-c".as_ptr(), script.as_ptr(), std::ptr::null()];
         // SAFETY: the child calls only async-signal-safe functions before
         // exec, and `_exit` if anything fails, never returning into the harness.
         match unsafe { fork() }.expect("fork") {
@@ -593,12 +528,9 @@ mod tests {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)).expect("waitpid") {
-                WaitStatus::StillAlive if Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(10))
-                }
+                WaitStatus::StillAlive if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
                 WaitStatus::StillAlive => {
-                    let _ =
-                        killpg(child, Signal::SIGKILL).or_else(|_| kill(child, Signal::SIGKILL));
+                    let _ = killpg(child, Signal::SIGKILL).or_else(|_| kill(child, Signal::SIGKILL));
                     let status = waitpid(child, None);
                     panic!("child {child} hung, killed it: {status:?}");
                 }
@@ -613,11 +545,7 @@ mod tests {
         let mut seen = Vec::new();
         while !String::from_utf8_lossy(&seen).contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no {needle:?} within {TIMEOUT:?}; got {:?}",
-                String::from_utf8_lossy(&seen)
-            );
+            assert!(!left.is_zero(), "no {needle:?} within {TIMEOUT:?}; got {:?}", String::from_utf8_lossy(&seen));
             let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
             if poll(&mut [PollFd::new(master, PollFlags::POLLIN)], timeout).expect("poll") > 0 {
                 let mut buffer = [0u8; 1024];
@@ -673,9 +601,7 @@ mod tests {
         let relay_done = relay_in_thread(pty.master, input, output_write, child_exited, None);
 
         let status = wait_or_kill(child);
-        let relayed = relay_done
-            .recv_timeout(TIMEOUT)
-            .expect("relay returns after the child exits");
+        let relayed = relay_done.recv_timeout(TIMEOUT).expect("relay returns after the child exits");
         let output = read_to_end(output_read);
         relayed.expect("relay succeeds");
         assert_eq!(status, WaitStatus::Exited(child, 0), "output: {output:?}");
@@ -697,16 +623,10 @@ mod tests {
         let relay_done = relay_in_thread(pty.master, input, output_write, child_exited, None);
 
         let status = wait_or_kill(child);
-        relay_done
-            .recv_timeout(TIMEOUT)
-            .expect("relay returns")
-            .expect("relay succeeds");
+        relay_done.recv_timeout(TIMEOUT).expect("relay returns").expect("relay succeeds");
         let output = read_to_end(output_read);
         assert_eq!(status, WaitStatus::Exited(child, 0));
-        assert!(
-            output.contains("bye"),
-            "the last output is still copied: {output:?}"
-        );
+        assert!(output.contains("bye"), "the last output is still copied: {output:?}");
     }
 
     #[test]
@@ -717,20 +637,14 @@ mod tests {
         read_until(pty.master.as_fd(), "ready");
         unistd::write(&pty.master, &[0x03]).expect("type Ctrl-C");
         let status = wait_or_kill(child);
-        assert!(
-            matches!(status, WaitStatus::Signaled(pid, Signal::SIGINT, _) if pid == child),
-            "{status:?}"
-        );
+        assert!(matches!(status, WaitStatus::Signaled(pid, Signal::SIGINT, _) if pid == child), "{status:?}");
     }
 
     #[test]
     fn end_of_input_after_an_unfinished_line_still_reaches_the_program() {
         let pty = open_with_size(&DEFAULT_SIZE).expect("open pty");
         // cat copies its input and exits only when it sees end of file.
-        let child = spawn_on_pty(
-            pty.slave.as_fd(),
-            c"stty -echo; echo ready; cat; echo done:$?",
-        );
+        let child = spawn_on_pty(pty.slave.as_fd(), c"stty -echo; echo ready; cat; echo done:$?");
         drop(pty.slave);
         read_until(pty.master.as_fd(), "ready");
         let child_exited = pidfd_open(child).expect("pidfd_open");
@@ -741,10 +655,7 @@ mod tests {
         let relay_done = relay_in_thread(pty.master, input, output_write, child_exited, None);
 
         let status = wait_or_kill(child);
-        relay_done
-            .recv_timeout(TIMEOUT)
-            .expect("relay returns")
-            .expect("relay succeeds");
+        relay_done.recv_timeout(TIMEOUT).expect("relay returns").expect("relay succeeds");
         let output = read_to_end(output_read);
         assert_eq!(status, WaitStatus::Exited(child, 0), "output: {output:?}");
         assert!(output.contains("no newline"), "{output:?}");
@@ -755,12 +666,7 @@ mod tests {
     fn raw_mode_is_restored_when_the_guard_drops() {
         // A second pty stands in for the caller's terminal.
         let caller = open_with_size(&DEFAULT_SIZE).expect("open pty");
-        let canonical = |fd| {
-            termios::tcgetattr(fd)
-                .expect("tcgetattr")
-                .local_flags
-                .contains(LocalFlags::ICANON)
-        };
+        let canonical = |fd| termios::tcgetattr(fd).expect("tcgetattr").local_flags.contains(LocalFlags::ICANON);
         assert!(canonical(caller.slave.as_fd()));
         let guard = RawModeGuard::enter(caller.slave.as_fd()).expect("raw mode");
         assert!(!canonical(caller.slave.as_fd()));
@@ -776,13 +682,7 @@ mod tests {
         let (input, _keep_input_open) = pipe();
         let (_output_read, output_write) = pipe();
         let (stop, mut stop_now) = pipe();
-        let relay_done = relay_in_thread(
-            sandbox.master,
-            input,
-            output_write,
-            stop,
-            Some(caller.slave),
-        );
+        let relay_done = relay_in_thread(sandbox.master, input, output_write, stop, Some(caller.slave));
 
         // The relay copies the size once when it starts, after installing its handler.
         wait_for_size(observed.as_fd(), size(10, 20));
@@ -791,22 +691,14 @@ mod tests {
         wait_for_size(observed.as_fd(), size(40, 120));
 
         unistd::write(&mut stop_now, b"x").expect("stop relay");
-        relay_done
-            .recv_timeout(TIMEOUT)
-            .expect("relay returns")
-            .expect("relay succeeds");
+        relay_done.recv_timeout(TIMEOUT).expect("relay returns").expect("relay succeeds");
     }
 
     fn wait_for_size(master: BorrowedFd<'_>, expected: Winsize) {
         let deadline = Instant::now() + TIMEOUT;
         let same = |a: &Winsize| (a.ws_row, a.ws_col) == (expected.ws_row, expected.ws_col);
         while !same(&window_size(master).expect("window size")) {
-            assert!(
-                Instant::now() < deadline,
-                "pty never got {}x{}",
-                expected.ws_row,
-                expected.ws_col
-            );
+            assert!(Instant::now() < deadline, "pty never got {}x{}", expected.ws_row, expected.ws_col);
             thread::sleep(Duration::from_millis(10));
         }
     }

@@ -30,8 +30,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch, sock_filter,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch, sock_filter,
 };
 
 /// Why applying or building the filter failed.
@@ -97,13 +96,7 @@ macro_rules! deny {
         deny!($constant, $why, $when, libc::EPERM)
     };
     ($constant:ident, $why:literal, $when:expr, $errno:expr) => {
-        Denied {
-            syscall: without_sys_prefix(stringify!($constant)),
-            why: $why,
-            when: $when,
-            errno: $errno,
-            number: libc::$constant,
-        }
+        Denied { syscall: without_sys_prefix(stringify!($constant)), why: $why, when: $when, errno: $errno, number: libc::$constant }
     };
 }
 
@@ -226,10 +219,7 @@ pub const DENIED: &[Denied] = &[
 /// `(syscall, why)` for every refused call, in the order of [`DENIED`], for
 /// `sandbox explain`.
 pub fn describe() -> Vec<(&'static str, &'static str)> {
-    DENIED
-        .iter()
-        .map(|denied| (denied.syscall, denied.why))
-        .collect()
+    DENIED.iter().map(|denied| (denied.syscall, denied.why)).collect()
 }
 
 /// Compiles [`DENIED`] into a BPF program for this machine's architecture.
@@ -267,20 +257,11 @@ pub fn apply(program: &BpfProgram) -> Result<(), SeccompError> {
     };
     // SAFETY: `fprog` points at `len` valid instructions that outlive the call;
     // the kernel copies them and keeps no reference.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog) };
     match rc {
         0 => Ok(()),
         _ => match io::Error::last_os_error() {
-            error if error.raw_os_error() == Some(libc::EACCES) => {
-                Err(SeccompError::NeedsNoNewPrivs)
-            }
+            error if error.raw_os_error() == Some(libc::EACCES) => Err(SeccompError::NeedsNoNewPrivs),
             error => Err(SeccompError::Install(error)),
         },
     }
@@ -324,69 +305,37 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 /// checked by a test) before seccompiler's program runs.
 fn prologue(arch: TargetArch) -> BpfProgram {
     let kill = libc::SECCOMP_RET_KILL_PROCESS;
-    let mut program = vec![
-        load(SECCOMP_DATA_ARCH),
-        jump_if_equal(audit_arch(arch), 1, 0),
-        ret(kill),
-        load(SECCOMP_DATA_NR),
-    ];
+    let mut program = vec![load(SECCOMP_DATA_ARCH), jump_if_equal(audit_arch(arch), 1, 0), ret(kill), load(SECCOMP_DATA_NR)];
     if arch == TargetArch::x86_64 {
         program.push(jump_if_at_least(X32_SYSCALL_BIT, 0, 1));
         program.push(ret(kill));
     }
     for denied in DENIED.iter().filter(|denied| denied.errno != libc::EPERM) {
         program.push(jump_if_equal(denied.number as u32, 0, 1));
-        program.push(ret(
-            libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA)
-        ));
+        program.push(ret(libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA)));
     }
     program
 }
 
 fn load(offset: u32) -> sock_filter {
-    sock_filter {
-        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-        jt: 0,
-        jf: 0,
-        k: offset,
-    }
+    sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: offset }
 }
 
 fn jump_if_equal(value: u32, if_true: u8, if_false: u8) -> sock_filter {
-    sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt: if_true,
-        jf: if_false,
-        k: value,
-    }
+    sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: if_true, jf: if_false, k: value }
 }
 
 fn jump_if_at_least(value: u32, if_true: u8, if_false: u8) -> sock_filter {
-    sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
-        jt: if_true,
-        jf: if_false,
-        k: value,
-    }
+    sock_filter { code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16, jt: if_true, jf: if_false, k: value }
 }
 
 fn ret(action: u32) -> sock_filter {
-    sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: action,
-    }
+    sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: action }
 }
 
 /// seccompiler's program for the EPERM rules of [`DENIED`].
 fn eperm_program(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
-    let filter = SeccompFilter::new(
-        eperm_rules()?,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )?;
+    let filter = SeccompFilter::new(eperm_rules()?, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)?;
     Ok(filter.try_into()?)
 }
 
@@ -395,9 +344,7 @@ fn eperm_program(arch: TargetArch) -> Result<BpfProgram, SeccompError> {
 fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
     let mut rules: BTreeMap<i64, Option<Vec<SeccompRule>>> = BTreeMap::new();
     for denied in DENIED.iter().filter(|denied| denied.errno == libc::EPERM) {
-        let entry = rules
-            .entry(denied.number)
-            .or_insert_with(|| Some(Vec::new()));
+        let entry = rules.entry(denied.number).or_insert_with(|| Some(Vec::new()));
         match (entry.as_mut(), conditional_rules(denied.when)?) {
             // An unconditional entry wins over any conditional one.
             (_, None) => *entry = None,
@@ -405,10 +352,7 @@ fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
             (None, Some(_)) => {}
         }
     }
-    Ok(rules
-        .into_iter()
-        .map(|(number, rules)| (number, rules.unwrap_or_default()))
-        .collect())
+    Ok(rules.into_iter().map(|(number, rules)| (number, rules.unwrap_or_default())).collect())
 }
 
 /// The rules for a conditional entry, or None when it applies to every call.
@@ -416,18 +360,16 @@ fn conditional_rules(when: When) -> Result<Option<Vec<SeccompRule>>, SeccompErro
     let rules = match when {
         When::Always => return Ok(None),
         // Rules are ANDs of conditions, so "any bit" is one rule per bit.
-        When::AnyBitSet { arg, bits } => single_bits(bits)
-            .map(|bit| argument_rule(arg, SeccompCmpOp::MaskedEq(bit), bit))
-            .collect::<Result<Vec<_>, _>>()?,
+        When::AnyBitSet { arg, bits } => {
+            single_bits(bits).map(|bit| argument_rule(arg, SeccompCmpOp::MaskedEq(bit), bit)).collect::<Result<Vec<_>, _>>()?
+        }
         When::ArgEquals { arg, value } => vec![argument_rule(arg, SeccompCmpOp::Eq, value)?],
     };
     Ok(Some(rules))
 }
 
 fn single_bits(bits: u64) -> impl Iterator<Item = u64> {
-    (0..64)
-        .map(|shift| 1u64 << shift)
-        .filter(move |bit| bits & bit != 0)
+    (0..64).map(|shift| 1u64 << shift).filter(move |bit| bits & bit != 0)
 }
 
 /// One condition on an argument. Every argument we test (clone flags, ioctl
@@ -449,11 +391,7 @@ mod tests {
     fn the_filter_compiles_and_fits_in_the_kernel_limit() {
         let program = default_filter().expect("filter compiles");
         assert!(!program.is_empty());
-        assert!(
-            program.len() <= libc::BPF_MAXINSNS as usize,
-            "{} instructions",
-            program.len()
-        );
+        assert!(program.len() <= libc::BPF_MAXINSNS as usize, "{} instructions", program.len());
     }
 
     /// Existence on the native architecture is checked by the compiler (each
@@ -464,50 +402,20 @@ mod tests {
         let mut seen = HashSet::new();
         for denied in DENIED {
             assert!(
-                !denied.syscall.is_empty()
-                    && denied
-                        .syscall
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                !denied.syscall.is_empty() && denied.syscall.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{:?} is not a system call name",
                 denied.syscall
             );
-            assert!(
-                denied.number() >= 0 && denied.number() < X32_SYSCALL_BIT.into(),
-                "{denied:?}"
-            );
-            assert!(
-                seen.insert((denied.syscall, denied.when)),
-                "{} listed twice",
-                denied.syscall
-            );
-            assert!(
-                denied.why.len() > 10 && !denied.why.ends_with('.'),
-                "{}: write a short sentence",
-                denied.syscall
-            );
+            assert!(denied.number() >= 0 && denied.number() < X32_SYSCALL_BIT.into(), "{denied:?}");
+            assert!(seen.insert((denied.syscall, denied.when)), "{} listed twice", denied.syscall);
+            assert!(denied.why.len() > 10 && !denied.why.ends_with('.'), "{}: write a short sentence", denied.syscall);
         }
         let names: HashSet<_> = DENIED.iter().map(|denied| denied.syscall).collect();
-        for expected in [
-            "kexec_load",
-            "open_by_handle_at",
-            "bpf",
-            "keyctl",
-            "mount",
-            "unshare",
-            "clone",
-            "clone3",
-        ] {
+        for expected in ["kexec_load", "open_by_handle_at", "bpf", "keyctl", "mount", "unshare", "clone", "clone3"] {
             assert!(names.contains(expected), "{expected} must be denied");
         }
         #[cfg(target_arch = "x86_64")]
-        assert_eq!(
-            DENIED
-                .iter()
-                .find(|d| d.syscall == "mount")
-                .map(Denied::number),
-            Some(165)
-        );
+        assert_eq!(DENIED.iter().find(|d| d.syscall == "mount").map(Denied::number), Some(165));
     }
 
     /// The prologue can only answer unconditional rules.
@@ -522,10 +430,7 @@ mod tests {
     fn describe_lists_every_entry_with_its_reason() {
         let described = describe();
         assert_eq!(described.len(), DENIED.len());
-        assert!(described.contains(&(
-            "kexec_load",
-            "would replace the running kernel with another one"
-        )));
+        assert!(described.contains(&("kexec_load", "would replace the running kernel with another one")));
     }
 
     #[test]
@@ -573,13 +478,7 @@ mod tests {
         match in_child(probe_filter_in_child) {
             WaitStatus::Exited(_, 0) => {}
             WaitStatus::Exited(_, code) => {
-                panic!(
-                    "{}",
-                    CHECKS
-                        .get(code as usize)
-                        .copied()
-                        .unwrap_or("unknown failure")
-                )
+                panic!("{}", CHECKS.get(code as usize).copied().unwrap_or("unknown failure"))
             }
             other => panic!("the child did not exit normally: {other:?}"),
         }
@@ -592,22 +491,14 @@ mod tests {
         let status = in_child(|program| {
             // SAFETY: plain system calls; getpid through the x32 ABI has no arguments.
             unsafe {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || apply(program).is_err()
-                {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || apply(program).is_err() {
                     return 1;
                 }
                 libc::syscall(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid);
             }
             0
         });
-        assert!(
-            matches!(
-                status,
-                WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)
-            ),
-            "{status:?}"
-        );
+        assert!(matches!(status, WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSYS, _)), "{status:?}");
     }
 
     fn fails_with(rc: libc::c_long, errno: i32) -> bool {
@@ -625,20 +516,12 @@ mod tests {
             return 2;
         }
         let keyctl = unsafe {
-            libc::syscall(
-                libc::SYS_keyctl,
-                0,  /* KEYCTL_GET_KEYRING_ID */
-                -3, /* session */
-                0,
-            )
+            libc::syscall(libc::SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0)
         };
         if !fails_with(keyctl, libc::EPERM) {
             return 3;
         }
-        if !fails_with(
-            unsafe { libc::unshare(libc::CLONE_NEWUTS) }.into(),
-            libc::EPERM,
-        ) {
+        if !fails_with(unsafe { libc::unshare(libc::CLONE_NEWUTS) }.into(), libc::EPERM) {
             return 4;
         }
         if unsafe { libc::syscall(libc::SYS_getpid) } <= 0 {
@@ -650,15 +533,7 @@ mod tests {
         // A target that does not exist, so that even if the filter failed, root
         // would get ENOENT and nothing would be mounted on the host.
         let target = c"/nonexistent-sandbox-seccomp-test";
-        let mount = unsafe {
-            libc::mount(
-                c"none".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
+        let mount = unsafe { libc::mount(c"none".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) };
         if !fails_with(mount.into(), libc::EPERM) {
             return 7;
         }
@@ -671,10 +546,7 @@ mod tests {
         if !fails_with(clone, libc::EPERM) {
             return 8;
         }
-        if !fails_with(
-            unsafe { libc::syscall(libc::SYS_clone3, 0, 0) },
-            libc::ENOSYS,
-        ) {
+        if !fails_with(unsafe { libc::syscall(libc::SYS_clone3, 0, 0) }, libc::ENOSYS) {
             return 9;
         }
         let byte: libc::c_char = 0;

@@ -51,7 +51,9 @@ fn reachable(action: &Action, ctx: &Context) -> Action {
         Action::MountDevpts { target } => Action::MountDevpts { target: r(target) },
         Action::MountTmp { target, size } => Action::MountTmp { target: r(target), size: *size },
         Action::MountSys { target } => Action::MountSys { target: r(target) },
-        Action::BindMount { source, target, readonly } => Action::BindMount { source: source.clone(), target: r(target), readonly: *readonly },
+        Action::BindMount { source, target, readonly } => {
+            Action::BindMount { source: source.clone(), target: r(target), readonly: *readonly }
+        }
         Action::PivotRoot { new_root } => Action::PivotRoot { new_root: r(new_root) },
         Action::RemountReadonly { paths } => Action::RemountReadonly { paths: paths.iter().map(r).collect() },
         Action::Chroot { path } => Action::Chroot { path: r(path) },
@@ -161,7 +163,11 @@ pub fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &Context) -> SysRe
         Action::NoNewPrivs => kernel.no_new_privs(),
         Action::Seccomp { .. } => kernel.seccomp(),
         Action::CloseFds => kernel.close_fds(3, ctx.channel),
-        Action::CgroupCreate { .. } | Action::CgroupLimit { .. } | Action::IdMaps { .. } | Action::CgroupJoin { .. } | Action::Exec { .. } => Ok(()),
+        Action::CgroupCreate { .. }
+        | Action::CgroupLimit { .. }
+        | Action::IdMaps { .. }
+        | Action::CgroupJoin { .. }
+        | Action::Exec { .. } => Ok(()),
     }
 }
 
@@ -174,7 +180,13 @@ fn mount_dev(kernel: &mut dyn Kernel, target: &Path, devices: &[String]) -> SysR
         kernel.create_file(&node, 0o666)?;
         kernel.mount(Some(&PathBuf::from("/dev").join(device)), &node, None, MsFlags::MS_BIND, None)?;
     }
-    for (name, link) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")] {
+    for (name, link) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
         kernel.symlink(Path::new(link), &target.join(name))?;
     }
     Ok(())

@@ -116,7 +116,13 @@ impl Lab {
         })?;
         let spec: LabFile = toml::from_str(&text).map_err(|e| {
             let (line, column) = e.span().map(|s| position(&text, s.start)).unwrap_or((1, 1));
-            LabError { file: file.clone(), line, column, cause: e.message().trim().to_string(), fix: "see labs/README.md for the lab.toml format".into() }
+            LabError {
+                file: file.clone(),
+                line,
+                column,
+                cause: e.message().trim().to_string(),
+                fix: "see labs/README.md for the lab.toml format".into(),
+            }
         })?;
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let lab = Lab { id, dir: dir.to_path_buf(), spec };
@@ -134,20 +140,28 @@ impl Lab {
         for check in &self.spec.checks {
             let kinds = [check.command.is_some(), check.file.is_some(), check.history.is_some()].iter().filter(|k| **k).count();
             if kinds != 1 {
-                return Err(at(&format!("id = \"{}\"", check.id), format!("check `{}` must have exactly one of `command`, `file`, `history`", check.id), "keep one way to look"));
+                return Err(at(
+                    &format!("id = \"{}\"", check.id),
+                    format!("check `{}` must have exactly one of `command`, `file`, `history`", check.id),
+                    "keep one way to look",
+                ));
             }
             for pattern in [&check.expect_output, &check.expect_content, &check.history].into_iter().flatten() {
                 let filled = fill(pattern, &self.placeholder_values());
                 if let Err(e) = regex::Regex::new(&filled) {
-                    return Err(at(pattern, format!("check `{}`: not a regular expression: {e}", check.id), "escape special characters with \\\\"));
+                    return Err(at(
+                        pattern,
+                        format!("check `{}`: not a regular expression: {e}", check.id),
+                        "escape special characters with \\\\",
+                    ));
                 }
             }
         }
         for (name, spec) in &self.spec.values {
-            if let ValueSpec::Number { min, max } = spec {
-                if min > max {
-                    return Err(at(name, format!("value `{name}`: min {min} is above max {max}"), "swap them"));
-                }
+            if let ValueSpec::Number { min, max } = spec
+                && min > max
+            {
+                return Err(at(name, format!("value `{name}`: min {min} is above max {max}"), "swap them"));
             }
         }
         Ok(())
@@ -223,7 +237,9 @@ mod tests {
         let e = Lab::load(dir.path()).unwrap_err();
         assert!(e.cause.contains("exactly one of"), "{e}");
         assert_eq!(e.line, 7, "{e}");
-        write(&format!("{base}[[checks]]\nid = \"x\"\ntitle = {{ en = \"a\", ko = \"a\" }}\nhint = {{ en = \"h\", ko = \"h\" }}\nhistory = \"([\"\n"));
+        write(&format!(
+            "{base}[[checks]]\nid = \"x\"\ntitle = {{ en = \"a\", ko = \"a\" }}\nhint = {{ en = \"h\", ko = \"h\" }}\nhistory = \"([\"\n"
+        ));
         let e = Lab::load(dir.path()).unwrap_err();
         assert!(e.cause.contains("not a regular expression"), "{e}");
     }

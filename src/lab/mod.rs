@@ -22,13 +22,8 @@ pub fn labs_dir() -> PathBuf {
 }
 
 pub fn all(dir: &Path) -> Result<Vec<Lab>, LabError> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("lab.toml").is_file())
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.join("lab.toml").is_file()).collect();
     dirs.sort();
     dirs.iter().map(|d| Lab::load(d)).collect()
 }

@@ -16,13 +16,30 @@ pub const ID_RANGE: u32 = 65536;
 /// Capabilities root keeps inside, as Docker's default: enough to manage
 /// files and users of the sandbox, nothing that reaches the kernel or the host.
 pub const ROOT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
 ];
 
 /// /proc files hidden as runc hides them: they leak host state or reach the kernel.
 pub const MASKED_FILES: &[&str] = &[
-    "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
     "/proc/sysrq-trigger",
 ];
 pub const MASKED_DIRS: &[&str] = &["/proc/acpi", "/proc/scsi", "/sys/firmware"];
@@ -105,7 +122,10 @@ impl Plan {
 
     /// The command the plan ends by starting.
     pub fn command(&self) -> Vec<String> {
-        self.steps.iter().find_map(|s| if let Action::Exec { argv, .. } = &s.action { Some(argv.clone()) } else { None }).unwrap_or_default()
+        self.steps
+            .iter()
+            .find_map(|s| if let Action::Exec { argv, .. } = &s.action { Some(argv.clone()) } else { None })
+            .unwrap_or_default()
     }
 
     pub fn for_actor(&self, actor: Actor) -> impl Iterator<Item = &Step> {
@@ -206,7 +226,13 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
     let in_root = |p: &str| root.join(p.trim_start_matches('/'));
     let child = Actor::Child;
     let mut steps = vec![ns_step(Namespace::Mount)];
-    steps.push(step("mount-private", child, Action::MakeMountsPrivate, "mount --make-rprivate /", "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)"));
+    steps.push(step(
+        "mount-private",
+        child,
+        Action::MakeMountsPrivate,
+        "mount --make-rprivate /",
+        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)",
+    ));
     steps.push(step(
         "bind-rootfs",
         child,
@@ -302,7 +328,13 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             "ioctl(sock, SIOCSIFFLAGS, {\"lo\", IFF_UP}); write(\"/proc/sys/net/ipv4/ping_group_range\")",
         ));
     }
-    steps.push(step("mount-private", init, Action::MakeMountsPrivate, "mount --make-rprivate /", "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)"));
+    steps.push(step(
+        "mount-private",
+        init,
+        Action::MakeMountsPrivate,
+        "mount --make-rprivate /",
+        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)",
+    ));
     let idmapped = input.idmapped && matches!(input.ids, IdMapping::Range { .. });
     let (bind_shell, bind_syscall) = if idmapped {
         (
@@ -310,7 +342,10 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             "open_tree(OPEN_TREE_CLONE|AT_RECURSIVE); mount_setattr(MOUNT_ATTR_IDMAP); move_mount(...)".to_string(),
         )
     } else {
-        (format!("mount --rbind {0} {0}", quote(&input.rootfs.to_string_lossy())), format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", input.rootfs.display()))
+        (
+            format!("mount --rbind {0} {0}", quote(&input.rootfs.to_string_lossy())),
+            format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", input.rootfs.display()),
+        )
     };
     let rootfs = &input.rootfs;
     steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped, nosuid: true }, bind_shell, bind_syscall));
@@ -319,7 +354,12 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         steps.push(step(
             "mount-overlay",
             init,
-            Action::MountOverlay { lower: rootfs.clone(), upper: layer.upper.clone(), work: layer.work.clone(), target: layer.merged.clone() },
+            Action::MountOverlay {
+                lower: rootfs.clone(),
+                upper: layer.upper.clone(),
+                work: layer.work.clone(),
+                target: layer.merged.clone(),
+            },
             format!("mount -t overlay overlay -o nosuid,nodev,{options} {}", layer.merged.display()),
             format!("mount(\"overlay\", \"{}\", \"overlay\", MS_NOSUID|MS_NODEV, \"{options}\")", layer.merged.display()),
         ));
@@ -330,14 +370,22 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         "mount-dev",
         init,
         Action::MountDev { target: in_root("/dev"), devices },
-        format!("mount -t tmpfs -o mode=755,nosuid tmpfs {0}; for d in {1}; do touch {0}/$d; mount --bind /dev/$d {0}/$d; done", in_root("/dev").display(), DEVICES.join(" ")),
+        format!(
+            "mount -t tmpfs -o mode=755,nosuid tmpfs {0}; for d in {1}; do touch {0}/$d; mount --bind /dev/$d {0}/$d; done",
+            in_root("/dev").display(),
+            DEVICES.join(" ")
+        ),
         "mount(\"tmpfs\", \".../dev\", \"tmpfs\", MS_NOSUID|MS_STRICTATIME, \"mode=755\"); mount(\"/dev/null\", ..., MS_BIND)",
     ));
     steps.push(step(
         "mount-devpts",
         init,
         Action::MountDevpts { target: in_root("/dev/pts") },
-        format!("mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts {}; mount -t tmpfs shm {}", in_root("/dev/pts").display(), in_root("/dev/shm").display()),
+        format!(
+            "mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts {}; mount -t tmpfs shm {}",
+            in_root("/dev/pts").display(),
+            in_root("/dev/shm").display()
+        ),
         "mount(\"devpts\", \".../dev/pts\", \"devpts\", MS_NOSUID|MS_NOEXEC, \"newinstance,ptmxmode=0666,mode=620\")",
     ));
     steps.push(mount_tmp_step(init, in_root("/tmp"), profile.limits.tmp));
@@ -353,7 +401,12 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
     for mount in &profile.mounts {
         let target = in_root(&mount.target);
         let ro = if mount.readonly { " && mount -o remount,bind,ro " } else { "" };
-        let shell = format!("mount --rbind {} {}{ro}{}", quote(&mount.source.to_string_lossy()), target.display(), if mount.readonly { target.display().to_string() } else { String::new() });
+        let shell = format!(
+            "mount --rbind {} {}{ro}{}",
+            quote(&mount.source.to_string_lossy()),
+            target.display(),
+            if mount.readonly { target.display().to_string() } else { String::new() }
+        );
         steps.push(step(
             "bind-mount",
             init,
@@ -376,13 +429,19 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         "readonly-paths",
         init,
         Action::RemountReadonly { paths: readonly },
-        format!("mount -o remount,bind,ro /; for p in {}; do mount --bind $p $p; mount -o remount,bind,ro $p; done", READONLY_PROC.join(" ")),
+        format!(
+            "mount -o remount,bind,ro /; for p in {}; do mount --bind $p $p; mount -o remount,bind,ro $p; done",
+            READONLY_PROC.join(" ")
+        ),
         "mount(NULL, \"/\", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY, NULL)",
     ));
     steps.push(step(
         "mask-paths",
         init,
-        Action::MaskPaths { files: MASKED_FILES.iter().map(PathBuf::from).collect(), dirs: MASKED_DIRS.iter().map(PathBuf::from).collect() },
+        Action::MaskPaths {
+            files: MASKED_FILES.iter().map(PathBuf::from).collect(),
+            dirs: MASKED_DIRS.iter().map(PathBuf::from).collect(),
+        },
         format!("for f in {}; do mount --bind /dev/null $f; done", MASKED_FILES.join(" ")),
         "mount(\"/dev/null\", FILE, NULL, MS_BIND, NULL); mount(\"tmpfs\", DIR, \"tmpfs\", MS_RDONLY, NULL)",
     ));

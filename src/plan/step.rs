@@ -98,15 +98,26 @@ pub struct CgroupWrite {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
     /// Make the sandbox's cgroup directories (one per v1 hierarchy, or one on v2).
-    CgroupCreate { dirs: Vec<PathBuf> },
+    CgroupCreate {
+        dirs: Vec<PathBuf>,
+    },
     /// Write a limit into a cgroup file.
-    CgroupLimit { write: CgroupWrite },
+    CgroupLimit {
+        write: CgroupWrite,
+    },
     /// Unshare one namespace (the PID namespace: unshare, then fork PID 1).
-    Unshare { namespace: Namespace },
+    Unshare {
+        namespace: Namespace,
+    },
     /// Write /proc/PID/uid_map, setgroups and gid_map of the child.
-    IdMaps { uid_map: String, gid_map: String },
+    IdMaps {
+        uid_map: String,
+        gid_map: String,
+    },
     /// Move the child into the sandbox's cgroups (cgroup.procs).
-    CgroupJoin { procs: Vec<PathBuf> },
+    CgroupJoin {
+        procs: Vec<PathBuf>,
+    },
     /// `mount --make-rprivate /`: nothing we mount propagates to the host.
     MakeMountsPrivate,
     /// Bind the rootfs onto itself so it is a mount point (pivot_root needs
@@ -115,49 +126,103 @@ pub enum Action {
     /// `nosuid`: setuid bits and file capabilities mean nothing inside (namespace
     /// mode: its users keep no capabilities, and a binary that asks for some,
     /// as ping does, would fail to start; ping uses ICMP sockets instead).
-    BindRootfs { rootfs: PathBuf, idmapped: bool, nosuid: bool },
+    BindRootfs {
+        rootfs: PathBuf,
+        idmapped: bool,
+        nosuid: bool,
+    },
     /// An instance's own writable layer over the shared rootfs (overlayfs):
     /// what the student writes goes to `upper`, the rootfs stays untouched.
-    MountOverlay { lower: PathBuf, upper: PathBuf, work: PathBuf, target: PathBuf },
+    MountOverlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
     /// `sandbox exec`: enter the namespaces and the root of a running
     /// sandbox's PID 1 (every namespace but the PID one, which `JoinPid` enters).
-    JoinNamespaces { init_pid: i32 },
+    JoinNamespaces {
+        init_pid: i32,
+    },
     /// setns into the PID namespace of `init_pid`, then fork: the new process is in it.
-    JoinPid { init_pid: i32 },
-    MountProc { target: PathBuf },
+    JoinPid {
+        init_pid: i32,
+    },
+    MountProc {
+        target: PathBuf,
+    },
     /// A tmpfs /dev with the few devices programs need, bound from the host.
-    MountDev { target: PathBuf, devices: Vec<String> },
+    MountDev {
+        target: PathBuf,
+        devices: Vec<String>,
+    },
     /// A new devpts instance (terminals of this sandbox only) and /dev/shm.
-    MountDevpts { target: PathBuf },
-    MountTmp { target: PathBuf, size: Option<u64> },
-    MountSys { target: PathBuf },
-    BindMount { source: PathBuf, target: PathBuf, readonly: bool },
+    MountDevpts {
+        target: PathBuf,
+    },
+    MountTmp {
+        target: PathBuf,
+        size: Option<u64>,
+    },
+    MountSys {
+        target: PathBuf,
+    },
+    BindMount {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+    },
     /// pivot_root(new, new), then detach the old root stacked under it.
-    PivotRoot { new_root: PathBuf },
+    PivotRoot {
+        new_root: PathBuf,
+    },
     /// Read-only: the rootfs itself, /proc/sys and friends.
-    RemountReadonly { paths: Vec<PathBuf> },
+    RemountReadonly {
+        paths: Vec<PathBuf>,
+    },
     /// Hide sensitive /proc files (a /dev/null or an empty read-only tmpfs over them).
-    MaskPaths { files: Vec<PathBuf>, dirs: Vec<PathBuf> },
-    SetHostname { hostname: String },
+    MaskPaths {
+        files: Vec<PathBuf>,
+        dirs: Vec<PathBuf>,
+    },
+    SetHostname {
+        hostname: String,
+    },
     /// Bring `lo` up, and let the sandbox's groups use ICMP sockets (ping
     /// without a capability): `ping_group_range` is "FIRST LAST".
-    LoopbackUp { ping_group_range: String },
+    LoopbackUp {
+        ping_group_range: String,
+    },
     /// The classic jail: chroot(2) and chdir("/").
-    Chroot { path: PathBuf },
+    Chroot {
+        path: PathBuf,
+    },
     /// A session of its own, and a new session keyring (the caller's keys are out of reach).
     NewSession,
     /// The profile's user. `clear_groups`: drop supplementary groups, which a
     /// rootless sandbox may not (its setgroups is denied, and it has none).
-    SetUser { uid: u32, gid: u32, clear_groups: bool },
+    SetUser {
+        uid: u32,
+        gid: u32,
+        clear_groups: bool,
+    },
     /// Keep only these capabilities (empty: none), in every set, the bounding set too.
-    DropCapabilities { keep: Vec<String> },
+    DropCapabilities {
+        keep: Vec<String>,
+    },
     NoNewPrivs,
-    Seccomp { denied: Vec<String> },
+    Seccomp {
+        denied: Vec<String>,
+    },
     /// Close every inherited file descriptor above 2.
     CloseFds,
     /// Start the command (PID 1 stays behind as init in namespace mode). An
     /// empty `argv` is a background instance: PID 1 waits until it is stopped.
-    Exec { argv: Vec<String>, env: Vec<(String, String)>, workdir: PathBuf },
+    Exec {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        workdir: PathBuf,
+    },
 }
 
 /// One step of the plan.

@@ -30,7 +30,7 @@ fn namespace_plan_runs_in_the_kernel_s_order() {
     // The cgroup and its limits exist before any process is put in it.
     assert!(pos("cgroup-create") < pos("cgroup-memory-limit") && pos("cgroup-memory-limit") < pos("cgroup-join"));
     // The user namespace comes first: it owns the others; the ids are mapped before they are used.
-    assert_eq!(ids.iter().filter(|i| i.starts_with("new-")).next(), Some(&"new-user-namespace"));
+    assert_eq!(ids.iter().find(|i| i.starts_with("new-")), Some(&"new-user-namespace"));
     assert!(pos("new-user-namespace") < pos("uid-map") && pos("uid-map") < pos("new-mount-namespace"));
     // The cgroup namespace after joining the cgroup, so its root is the sandbox's cgroup.
     assert!(pos("cgroup-join") < pos("new-cgroup-namespace"));
@@ -89,7 +89,18 @@ fn chroot_plan_is_the_classic_jail() {
     let ids = build(&input(&profile, Mode::Chroot)).ids();
     assert_eq!(
         ids,
-        ["new-mount-namespace", "mount-private", "bind-rootfs", "readonly-paths", "mount-proc", "mount-tmp", "chroot", "set-user", "close-fds", "exec-command"]
+        [
+            "new-mount-namespace",
+            "mount-private",
+            "bind-rootfs",
+            "readonly-paths",
+            "mount-proc",
+            "mount-tmp",
+            "chroot",
+            "set-user",
+            "close-fds",
+            "exec-command"
+        ]
     );
 }
 

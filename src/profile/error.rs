@@ -16,18 +16,8 @@ pub struct ProfileError {
 }
 
 impl ProfileError {
-    pub(super) fn new(
-        file: &str,
-        position: Option<(u32, u32)>,
-        cause: String,
-        fix: String,
-    ) -> Self {
-        ProfileError {
-            file: file.to_owned(),
-            position,
-            cause,
-            fix,
-        }
+    pub(super) fn new(file: &str, position: Option<(u32, u32)>, cause: String, fix: String) -> Self {
+        ProfileError { file: file.to_owned(), position, cause, fix }
     }
 
     pub(super) fn at(origin: &Origin, cause: String, fix: String) -> Self {
@@ -78,10 +68,7 @@ pub(super) struct Problem {
 
 impl Problem {
     pub(super) fn new(cause: impl Into<String>, fix: impl Into<String>) -> Self {
-        Problem {
-            cause: cause.into(),
-            fix: fix.into(),
-        }
+        Problem { cause: cause.into(), fix: fix.into() }
     }
 }
 
@@ -98,11 +85,7 @@ pub(super) struct ProfileText {
 impl ProfileText {
     pub(super) fn origin(&self, span: &Range<usize>) -> Origin {
         let (line, column) = line_column(&self.text, span.start);
-        Origin {
-            file: self.display.clone(),
-            line,
-            column,
-        }
+        Origin { file: self.display.clone(), line, column }
     }
 
     pub(super) fn error(&self, span: &Range<usize>, problem: Problem) -> ProfileError {
@@ -126,11 +109,7 @@ pub(super) fn line_column(text: &str, offset: usize) -> (u32, u32) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.matches('\n').count() + 1;
     // A byte-order mark is invisible in editors, so it is not a column.
-    let column = before[line_start..]
-        .chars()
-        .filter(|&c| c != '\u{feff}')
-        .count()
-        + 1;
+    let column = before[line_start..].chars().filter(|&c| c != '\u{feff}').count() + 1;
     (saturate(line), saturate(column))
 }
 

@@ -41,21 +41,13 @@ pub fn load(spec: &str, cwd: &Path) -> Result<Profile, ProfileError> {
     }
     let names = layers.iter().rev().map(|l| l.name.clone()).collect();
     let mut base_first = layers.into_iter().rev();
-    let base = base_first.next().ok_or_else(|| {
-        ProfileError::new(
-            spec,
-            None,
-            "empty profile chain".into(),
-            "report this bug".into(),
-        )
-    })?;
+    let base = base_first.next().ok_or_else(|| ProfileError::new(spec, None, "empty profile chain".into(), "report this bug".into()))?;
     merge::finish(base_first.fold(base, merge::merge), source, names)
 }
 
 fn parse(file: &ProfileText) -> Result<Layer, ProfileError> {
     let doc = DeTable::parse(&file.text).map_err(|e| syntax_error(file, &e))?;
-    let raw = RawProfile::deserialize(toml::de::Deserializer::from(doc.clone()))
-        .map_err(|e| schema_error(file, doc.get_ref(), &e))?;
+    let raw = RawProfile::deserialize(toml::de::Deserializer::from(doc.clone())).map_err(|e| schema_error(file, doc.get_ref(), &e))?;
     validate::layer(file, raw)
 }
 
@@ -76,58 +68,35 @@ fn open_spec(spec: &str, cwd: &Path) -> Result<ProfileText, ProfileError> {
         });
     }
     open_ready(spec).ok_or_else(|| {
-        ProfileError::new(
-            spec,
-            None,
-            format!("no ready profile is named `{}`", spec.escape_debug()),
-            unknown_ready_fix(spec),
-        )
+        ProfileError::new(spec, None, format!("no ready profile is named `{}`", spec.escape_debug()), unknown_ready_fix(spec))
     })
 }
 
-fn open_parent(
-    extends: &Located<String>,
-    child: &ProfileText,
-) -> Result<ProfileText, ProfileError> {
+fn open_parent(extends: &Located<String>, child: &ProfileText) -> Result<ProfileText, ProfileError> {
     let spec = extends.value.as_str();
     let error = |cause: String, fix: String| ProfileError::at(&extends.origin, cause, fix);
     if spec.is_empty() {
-        return Err(error(
-            "`extends` is empty".into(),
-            format!("name a ready profile ({}) or a .toml file", ready::names()),
-        ));
+        return Err(error("`extends` is empty".into(), format!("name a ready profile ({}) or a .toml file", ready::names())));
     }
     if !is_path(spec) {
         return open_ready(spec).ok_or_else(|| {
-            error(
-                format!(
-                    "`extends` names `{}`, which is not a ready profile",
-                    spec.escape_debug()
-                ),
-                unknown_ready_fix(spec),
-            )
+            error(format!("`extends` names `{}`, which is not a ready profile", spec.escape_debug()), unknown_ready_fix(spec))
         });
     }
     let Some(dir) = &child.dir else {
-        return Err(error(
-            "a ready profile can only extend ready profiles".into(),
-            "extend a ready profile by name".into(),
-        ));
+        return Err(error("a ready profile can only extend ready profiles".into(), "extend a ready profile by name".into()));
     };
     read_file(beside(&child.display, spec), &dir.join(spec)).map_err(|reason| {
-        error(format!("cannot read `{}`: {reason}", spec.escape_debug()), format!(
-            "check the path: it is relative to the directory of this profile file; or name a ready profile ({})",
-            ready::names()
-        ))
+        error(
+            format!("cannot read `{}`: {reason}", spec.escape_debug()),
+            format!("check the path: it is relative to the directory of this profile file; or name a ready profile ({})", ready::names()),
+        )
     })
 }
 
 fn unknown_ready_fix(spec: &str) -> String {
     let names: Vec<&str> = ready::ready().iter().map(|p| p.name).collect();
-    let options = format!(
-        "the ready profiles are {}; or give the path of a .toml file",
-        ready::names()
-    );
+    let options = format!("the ready profiles are {}; or give the path of a .toml file", ready::names());
     match closest(spec, &names) {
         Some(name) => format!("did you mean `{name}`? {options}"),
         None => options,
@@ -157,9 +126,7 @@ fn beside(display: &str, spec: &str) -> String {
 fn read_file(display: String, path: &Path) -> Result<ProfileText, String> {
     let mut bytes = Vec::new();
     let file = std::fs::File::open(path).map_err(|e| io_reason(&e))?;
-    file.take(MAX_PROFILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_reason(&e))?;
+    file.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io_reason(&e))?;
     if bytes.len() as u64 > MAX_PROFILE_BYTES {
         return Err("it is larger than 1 MiB, which no profile is".into());
     }
@@ -167,12 +134,7 @@ fn read_file(display: String, path: &Path) -> Result<ProfileText, String> {
     // Canonical, so that two spellings of one file are one file for cycle checks.
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = absolute.parent().map(PathBuf::from);
-    Ok(ProfileText {
-        display,
-        text,
-        source: Source::File(absolute),
-        dir,
-    })
+    Ok(ProfileText { display, text, source: Source::File(absolute), dir })
 }
 
 fn io_reason(error: &std::io::Error) -> String {
@@ -185,11 +147,7 @@ fn io_reason(error: &std::io::Error) -> String {
 }
 
 fn cycle(extends: &Located<String>, visited: &[(Source, String)], repeat: &str) -> ProfileError {
-    let chain: Vec<&str> = visited
-        .iter()
-        .map(|(_, name)| name.as_str())
-        .chain([repeat])
-        .collect();
+    let chain: Vec<&str> = visited.iter().map(|(_, name)| name.as_str()).chain([repeat]).collect();
     ProfileError::at(
         &extends.origin,
         format!("`extends` makes a cycle: {}", chain.join(" -> ")),

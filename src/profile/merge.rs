@@ -65,9 +65,7 @@ pub(super) fn merge(parent: Layer, child: Layer) -> Layer {
             tmp: child.limits.tmp.or(parent.limits.tmp),
         },
         network: child.network.or(parent.network),
-        mounts: unique(parent.mounts, child.mounts, |a, b| {
-            (&a.source, &a.target, a.readonly) == (&b.source, &b.target, b.readonly)
-        }),
+        mounts: unique(parent.mounts, child.mounts, |a, b| (&a.source, &a.target, a.readonly) == (&b.source, &b.target, b.readonly)),
     }
 }
 
@@ -79,12 +77,8 @@ fn merge_rootfs(parent: RootfsSpec, child: RootfsSpec) -> RootfsSpec {
         locales: unique(parent.locales, child.locales, same_text),
         timezones: unique(parent.timezones, child.timezones, same_text),
         timezone: child.timezone.or(parent.timezone),
-        copy: unique(parent.copy, child.copy, |a, b| {
-            (&a.from, &a.to) == (&b.from, &b.to)
-        }),
-        write: unique(parent.write, child.write, |a, b| {
-            (&a.path, &a.content, a.mode) == (&b.path, &b.content, b.mode)
-        }),
+        copy: unique(parent.copy, child.copy, |a, b| (&a.from, &a.to) == (&b.from, &b.to)),
+        write: unique(parent.write, child.write, |a, b| (&a.path, &a.content, a.mode) == (&b.path, &b.content, b.mode)),
     }
 }
 
@@ -101,24 +95,14 @@ pub(super) fn unique<T>(first: Vec<T>, second: Vec<T>, same: impl Fn(&T, &T) -> 
 }
 
 /// The merged layers as a `Profile`, with the defaults of unset keys.
-pub(super) fn finish(
-    merged: Layer,
-    source: Source,
-    layers: Vec<String>,
-) -> Result<Profile, ProfileError> {
+pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Result<Profile, ProfileError> {
     let user = finish_user(merged.user)?;
     let run = Run {
         mode: merged.run.mode.unwrap_or(Mode::Namespace),
-        command: merged
-            .run
-            .command
-            .unwrap_or_else(|| login_command(&user.shell)),
+        command: merged.run.command.unwrap_or_else(|| login_command(&user.shell)),
         workdir: merged.run.workdir,
         // A profile name may end in '-', a hostname label may not.
-        hostname: merged
-            .run
-            .hostname
-            .unwrap_or_else(|| merged.name.trim_end_matches('-').to_owned()),
+        hostname: merged.run.hostname.unwrap_or_else(|| merged.name.trim_end_matches('-').to_owned()),
     };
     Ok(Profile {
         name: merged.name,
@@ -149,44 +133,22 @@ fn finish_user(user: UserLayer) -> Result<User, ProfileError> {
         ));
     }
     let name = user.name.unwrap_or_else(|| "root".into());
-    let reserved_uid = RESERVED_USERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, id)| id);
+    let reserved_uid = RESERVED_USERS.iter().find(|(n, _)| *n == name).map(|&(_, id)| id);
     if let (Some(fixed), Some(uid)) = (reserved_uid, &user.uid)
         && uid.value != fixed
     {
         return Err(ProfileError::at(
             &uid.origin,
-            format!(
-                "the user `{name}` always has uid {fixed}, not {}",
-                uid.value
-            ),
+            format!("the user `{name}` always has uid {fixed}, not {}", uid.value),
             format!("remove `uid`, or choose another name than `{name}`"),
         ));
     }
     let uid = user.uid.map(|u| u.value).or(reserved_uid).unwrap_or(1000);
-    let home = user.home.unwrap_or_else(|| {
-        if name == "root" {
-            "/root".into()
-        } else {
-            format!("/home/{name}")
-        }
-    });
-    Ok(User {
-        uid,
-        gid: user.gid.unwrap_or(uid),
-        home,
-        shell: user.shell.unwrap_or_else(|| "/bin/sh".into()),
-        name,
-    })
+    let home = user.home.unwrap_or_else(|| if name == "root" { "/root".into() } else { format!("/home/{name}") });
+    Ok(User { uid, gid: user.gid.unwrap_or(uid), home, shell: user.shell.unwrap_or_else(|| "/bin/sh".into()), name })
 }
 
 /// Bash reads its profile files only as a login shell, which is how a lab greets.
 fn login_command(shell: &str) -> Vec<String> {
-    if shell.ends_with("bash") {
-        vec![shell.to_owned(), "-l".to_owned()]
-    } else {
-        vec![shell.to_owned()]
-    }
+    if shell.ends_with("bash") { vec![shell.to_owned(), "-l".to_owned()] } else { vec![shell.to_owned()] }
 }

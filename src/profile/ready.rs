@@ -17,22 +17,10 @@ impl ReadyProfile {
 }
 
 const READY: &[ReadyProfile] = &[
-    ReadyProfile {
-        name: "shell",
-        source: include_str!("../../profiles/shell.toml"),
-    },
-    ReadyProfile {
-        name: "python",
-        source: include_str!("../../profiles/python.toml"),
-    },
-    ReadyProfile {
-        name: "c-dev",
-        source: include_str!("../../profiles/c-dev.toml"),
-    },
-    ReadyProfile {
-        name: "net",
-        source: include_str!("../../profiles/net.toml"),
-    },
+    ReadyProfile { name: "shell", source: include_str!("../../profiles/shell.toml") },
+    ReadyProfile { name: "python", source: include_str!("../../profiles/python.toml") },
+    ReadyProfile { name: "c-dev", source: include_str!("../../profiles/c-dev.toml") },
+    ReadyProfile { name: "net", source: include_str!("../../profiles/net.toml") },
 ];
 
 /// Every ready profile, the default (`shell`) first.

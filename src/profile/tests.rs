@@ -33,14 +33,8 @@ const BROKEN: &[(&str, &str)] = &[
         "name = \"lab\"\n[rootfs]\nbinaris = [\"bash\"]\n",
         "lab.toml:3:1: unknown key `binaris` in [rootfs]\n  fix: did you mean `binaries`?",
     ),
-    (
-        "name = \"lab\"\n[rootf]\n",
-        "lab.toml:2:2: unknown table `[rootf]`\n  fix: did you mean `[rootfs]`?",
-    ),
-    (
-        "name = \"lab\"\n[[mount]]\n",
-        "lab.toml:2:3: unknown table `[[mount]]`\n  fix: did you mean `[[mounts]]`?",
-    ),
+    ("name = \"lab\"\n[rootf]\n", "lab.toml:2:2: unknown table `[rootf]`\n  fix: did you mean `[rootfs]`?"),
+    ("name = \"lab\"\n[[mount]]\n", "lab.toml:2:3: unknown table `[[mount]]`\n  fix: did you mean `[[mounts]]`?"),
     (
         "name = \"lab\"\nuser = { name = \"a\", bogus = 1 }\n",
         "lab.toml:2:22: unknown key `bogus` in [user]\n  fix: the keys allowed in [user] are `name`, `uid`, `gid`, `home`, `shell`",
@@ -61,18 +55,12 @@ const BROKEN: &[(&str, &str)] = &[
         "name = \"lab\"\n[[rootfs.copy]]\nfrom = \"a\"\n",
         "lab.toml:2:1: missing key `to` in [[rootfs.copy]]\n  fix: add `to = \"...\"` to this table",
     ),
-    (
-        "description = \"x\"\n",
-        "lab.toml: the profile has no `name`\n  fix: add a line like `name = \"my-lab\"` at the top of the file",
-    ),
+    ("description = \"x\"\n", "lab.toml: the profile has no `name`\n  fix: add a line like `name = \"my-lab\"` at the top of the file"),
     (
         "name = \"My Lab\"\n",
         "lab.toml:1:8: `name` must be lowercase letters, digits and `-`, starting with a letter or digit; found \"My Lab\"\n  fix: write it as `name = \"my-lab\"`",
     ),
-    (
-        "name = 'x\n",
-        "lab.toml:1:10: invalid literal string, expected `'`\n  fix: close the string with `'` on the same line",
-    ),
+    ("name = 'x\n", "lab.toml:1:10: invalid literal string, expected `'`\n  fix: close the string with `'` on the same line"),
     (
         "name = \"lab\"\nname = \"y\"\n",
         "lab.toml:2:1: duplicate key `name`\n  fix: a key or table may appear only once: merge the two or delete one",
@@ -191,10 +179,7 @@ fn broken_profiles_give_one_precise_error() {
 fn a_missing_file_has_no_position() {
     let dir = lab(&[]);
     let error = load("nope.toml", dir.path()).unwrap_err();
-    assert_eq!(
-        (error.file(), error.line(), error.column()),
-        ("nope.toml", None, None)
-    );
+    assert_eq!((error.file(), error.line(), error.column()), ("nope.toml", None, None));
     assert_eq!(
         error.to_string(),
         "nope.toml: cannot read the profile: file not found\n  fix: check the path: it is relative to the current directory"
@@ -203,10 +188,7 @@ fn a_missing_file_has_no_position() {
 
 #[test]
 fn a_missing_source_is_reported_at_its_value() {
-    let dir = lab(&[(
-        "labs/a/lab.toml",
-        "name = \"a\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/home/\"\n",
-    )]);
+    let dir = lab(&[("labs/a/lab.toml", "name = \"a\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/home/\"\n")]);
     let error = load("labs/a/lab.toml", dir.path()).unwrap_err();
     let looked_at = canonical(&dir.path().join("labs/a")).join("files/");
     assert_eq!(
@@ -229,10 +211,7 @@ fn a_missing_parent_is_reported_at_extends() {
 
 #[test]
 fn an_extends_cycle_names_the_chain() {
-    let dir = lab(&[
-        ("a.toml", "name = \"a\"\nextends = \"b.toml\"\n"),
-        ("b.toml", "name = \"b\"\nextends = \"./a.toml\"\n"),
-    ]);
+    let dir = lab(&[("a.toml", "name = \"a\"\nextends = \"b.toml\"\n"), ("b.toml", "name = \"b\"\nextends = \"./a.toml\"\n")]);
     assert_eq!(
         load("a.toml", dir.path()).unwrap_err().to_string(),
         "b.toml:2:11: `extends` makes a cycle: a -> b -> a\n  fix: remove `extends` from one of these profiles"
@@ -244,32 +223,20 @@ fn an_unknown_ready_profile_suggests_the_closest() {
     let error = load("pyton", Path::new("/")).unwrap_err();
     assert_eq!(error.file(), "pyton");
     assert_eq!(error.cause(), "no ready profile is named `pyton`");
-    assert!(
-        error.fix().starts_with("did you mean `python`?"),
-        "{}",
-        error.fix()
-    );
+    assert!(error.fix().starts_with("did you mean `python`?"), "{}", error.fix());
 }
 
 #[test]
 fn every_ready_profile_loads() {
     assert_eq!(ready()[0].name, "shell", "the default comes first");
     for profile in ready() {
-        let loaded =
-            load(profile.name, Path::new("/")).unwrap_or_else(|e| panic!("{}: {e}", profile.name));
+        let loaded = load(profile.name, Path::new("/")).unwrap_or_else(|e| panic!("{}: {e}", profile.name));
         assert_eq!(loaded.name, profile.name);
         assert_eq!(loaded.source, Source::Embedded(profile.name.to_owned()));
-        assert!(
-            profile.description().is_some_and(|d| !d.is_empty()),
-            "{} has a description",
-            profile.name
-        );
+        assert!(profile.description().is_some_and(|d| !d.is_empty()), "{} has a description", profile.name);
         assert_eq!(loaded.description, profile.description());
         // The files in profiles/ are the embedded ones, and load as paths too.
-        let by_path = load(
-            &format!("profiles/{}.toml", profile.name),
-            Path::new(env!("CARGO_MANIFEST_DIR")),
-        );
+        let by_path = load(&format!("profiles/{}.toml", profile.name), Path::new(env!("CARGO_MANIFEST_DIR")));
         assert!(by_path.is_ok(), "{:?}", by_path.err());
     }
 }
@@ -278,34 +245,15 @@ fn every_ready_profile_loads() {
 fn the_shell_profile_has_the_documented_defaults() {
     let shell = load("shell", Path::new("/")).expect("shell loads");
     assert_eq!(shell.layers, ["shell"]);
-    assert_eq!(
-        (shell.user.name.as_str(), shell.user.uid, shell.user.gid),
-        ("student", 1000, 1000)
-    );
+    assert_eq!((shell.user.name.as_str(), shell.user.uid, shell.user.gid), ("student", 1000, 1000));
     assert_eq!(shell.run.command, ["/bin/bash", "-l"]);
-    assert_eq!(
-        (shell.run.mode, shell.run.hostname.as_str()),
-        (Mode::Namespace, "lab")
-    );
+    assert_eq!((shell.run.mode, shell.run.hostname.as_str()), (Mode::Namespace, "lab"));
     assert_eq!(shell.network, NetworkMode::Loopback);
     assert_eq!(shell.limits.memory, Some(512 << 20));
     let bash = &shell.rootfs.binaries[0];
-    let line = ready()[0]
-        .source
-        .lines()
-        .position(|l| l.contains("\"bash\", \"sh\""))
-        .expect("bash line")
-        + 1;
+    let line = ready()[0].source.lines().position(|l| l.contains("\"bash\", \"sh\"")).expect("bash line") + 1;
     assert_eq!(bash.value, "bash");
-    assert_eq!(
-        bash.origin,
-        Origin {
-            file: "shell.toml".into(),
-            line: line as u32,
-            column: 5
-        },
-        "at the opening quote"
-    );
+    assert_eq!(bash.origin, Origin { file: "shell.toml".into(), line: line as u32, column: 5 }, "at the opening quote");
 }
 
 #[test]
@@ -316,10 +264,7 @@ fn defaults_without_user_run_or_network() {
     assert_eq!(tiny.run.command, ["/bin/sh"]);
     assert_eq!(tiny.run.hostname, "tiny", "a hostname may not end in `-`");
     assert_eq!(tiny.network, NetworkMode::Loopback);
-    assert_eq!(
-        tiny.source,
-        Source::File(canonical(&dir.path().join("lab.toml")))
-    );
+    assert_eq!(tiny.source, Source::File(canonical(&dir.path().join("lab.toml"))));
 }
 
 #[test]
@@ -339,83 +284,32 @@ fn extends_merges_parent_first() {
     ]);
     let one = load("labs/one/lab.toml", dir.path()).expect("loads");
     assert_eq!(one.layers, ["shell", "base", "one"]);
-    assert_eq!(
-        (one.name.as_str(), one.description.as_deref()),
-        ("one", Some("the base"))
-    );
+    assert_eq!((one.name.as_str(), one.description.as_deref()), ("one", Some("the base")));
 
-    let binaries: Vec<&str> = one
-        .rootfs
-        .binaries
-        .iter()
-        .map(|b| b.value.as_str())
-        .collect();
+    let binaries: Vec<&str> = one.rootfs.binaries.iter().map(|b| b.value.as_str()).collect();
     let count = |name| binaries.iter().filter(|&&b| b == name).count();
-    assert_eq!(
-        (count("bash"), count("python3"), count("gcc")),
-        (1, 1, 1),
-        "{binaries:?}"
-    );
+    assert_eq!((count("bash"), count("python3"), count("gcc")), (1, 1, 1), "{binaries:?}");
     assert_eq!(binaries[0], "bash", "parent's entries first");
     assert_eq!(binaries[binaries.len() - 2..], ["python3", "gcc"]);
-    let python = one
-        .rootfs
-        .binaries
-        .iter()
-        .find(|b| b.value == "python3")
-        .expect("python3");
-    assert_eq!(
-        python.origin,
-        Origin {
-            file: "labs/one/../../base.toml".into(),
-            line: 5,
-            column: 13
-        },
-        "the first one is kept"
-    );
+    let python = one.rootfs.binaries.iter().find(|b| b.value == "python3").expect("python3");
+    assert_eq!(python.origin, Origin { file: "labs/one/../../base.toml".into(), line: 5, column: 13 }, "the first one is kept");
 
-    assert_eq!(
-        one.rootfs.copy[0].from,
-        canonical(dir.path()).join("files"),
-        "relative to the file that says it"
-    );
+    assert_eq!(one.rootfs.copy[0].from, canonical(dir.path()).join("files"), "relative to the file that says it");
     assert_eq!(one.env.get("A").map(String::as_str), Some("1"));
     assert_eq!(one.env.get("B").map(String::as_str), Some("child"));
     assert!(one.env.contains_key("PS1"), "inherited from shell");
-    assert_eq!(
-        (one.limits.pids, one.limits.memory),
-        (Some(64), Some(1 << 30))
-    );
+    assert_eq!((one.limits.pids, one.limits.memory), (Some(64), Some(1 << 30)));
     // Key by key: the name changes, the rest of [user] is the parent's.
-    assert_eq!(
-        (one.user.name.as_str(), one.user.uid, one.user.home.as_str()),
-        ("alice", 1000, "/home/student")
-    );
+    assert_eq!((one.user.name.as_str(), one.user.uid, one.user.home.as_str()), ("alice", 1000, "/home/student"));
     assert_eq!(one.run.hostname, "lab");
-    assert_eq!(
-        one.source,
-        Source::File(canonical(&dir.path().join("labs/one/lab.toml")))
-    );
+    assert_eq!(one.source, Source::File(canonical(&dir.path().join("labs/one/lab.toml"))));
 }
 
 #[test]
 fn sizes_accept_units_and_plain_bytes() {
-    for (written, bytes) in [
-        ("\"512K\"", 512 << 10),
-        ("\"256m\"", 256 << 20),
-        ("\"2G\"", 2 << 30),
-        ("4096", 4096),
-        ("\"100\"", 100),
-    ] {
-        let dir = lab(&[(
-            "lab.toml",
-            &format!("name = \"lab\"\n[limits]\ntmp = {written}\n"),
-        )]);
-        assert_eq!(
-            load("lab.toml", dir.path()).expect(written).limits.tmp,
-            Some(bytes),
-            "{written}"
-        );
+    for (written, bytes) in [("\"512K\"", 512 << 10), ("\"256m\"", 256 << 20), ("\"2G\"", 2 << 30), ("4096", 4096), ("\"100\"", 100)] {
+        let dir = lab(&[("lab.toml", &format!("name = \"lab\"\n[limits]\ntmp = {written}\n"))]);
+        assert_eq!(load("lab.toml", dir.path()).expect(written).limits.tmp, Some(bytes), "{written}");
     }
 }
 
@@ -440,24 +334,11 @@ fn load_never_panics(dir: &Path, bytes: &[u8]) {
     std::fs::write(dir.join("lab.toml"), bytes).expect("write");
     if let Err(error) = load("lab.toml", dir) {
         let shown = error.to_string();
-        assert!(
-            shown.starts_with("lab.toml") || shown.starts_with("shell.toml"),
-            "{shown}"
-        );
-        assert!(
-            !error.cause().is_empty() && !error.fix().is_empty(),
-            "{shown}"
-        );
-        assert_eq!(
-            shown.lines().count(),
-            2,
-            "one cause line and one fix line: {shown}"
-        );
+        assert!(shown.starts_with("lab.toml") || shown.starts_with("shell.toml"), "{shown}");
+        assert!(!error.cause().is_empty() && !error.fix().is_empty(), "{shown}");
+        assert_eq!(shown.lines().count(), 2, "one cause line and one fix line: {shown}");
         let lines = bytes.split(|&b| b == b'\n').count() as u32;
-        assert!(
-            error.line().is_none_or(|l| (1..=lines).contains(&l)),
-            "{shown}"
-        );
+        assert!(error.line().is_none_or(|l| (1..=lines).contains(&l)), "{shown}");
     }
 }
 
@@ -487,9 +368,7 @@ fn mangled_profiles_never_panic() {
     for _ in 0..3000 {
         let mut input: Vec<u8> = match random.below(3) {
             // Pieces of TOML and of the schema, glued at random.
-            0 => (0..random.below(40))
-                .flat_map(|_| pieces[random.below(pieces.len())].bytes())
-                .collect(),
+            0 => (0..random.below(40)).flat_map(|_| pieces[random.below(pieces.len())].bytes()).collect(),
             // Raw bytes, often not UTF-8 at all.
             1 => (0..random.below(64)).map(|_| random.next() as u8).collect(),
             // The shell profile with a few bytes changed.

@@ -90,13 +90,7 @@ pub struct User {
 impl Default for User {
     /// Root inside, as in a container image without `USER`.
     fn default() -> Self {
-        User {
-            name: "root".into(),
-            uid: 0,
-            gid: 0,
-            home: "/root".into(),
-            shell: "/bin/sh".into(),
-        }
+        User { name: "root".into(), uid: 0, gid: 0, home: "/root".into(), shell: "/bin/sh".into() }
     }
 }
 

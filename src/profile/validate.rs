@@ -24,20 +24,13 @@ pub(super) fn layer(file: &ProfileText, raw: RawProfile) -> Result<Layer, Profil
     Ok(Layer {
         name: check.located(name, profile_name)?.value,
         description: raw.description.map(Spanned::into_inner),
-        extends: raw
-            .extends
-            .map(|e| check.located(e, |_| Ok(())))
-            .transpose()?,
+        extends: raw.extends.map(|e| check.located(e, |_| Ok(()))).transpose()?,
         rootfs: check.rootfs(raw.rootfs)?,
         user: check.user(raw.user)?,
         env: check.env(raw.env)?,
         run: check.run(raw.run)?,
         limits: check.limits(raw.limits)?,
-        network: raw
-            .network
-            .and_then(|n| n.mode)
-            .map(|m| check.value(m, |s| network_mode(s)))
-            .transpose()?,
+        network: raw.network.and_then(|n| n.mode).map(|m| check.value(m, |s| network_mode(s))).transpose()?,
         mounts: check.all(raw.mounts, |m| check.mount(m))?,
     })
 }
@@ -50,46 +43,25 @@ type Rule<'r, T, U> = &'r dyn Fn(&T) -> Result<U, Problem>;
 
 impl Check<'_> {
     /// Applies `rule` to a value, placing its problem at the value's position.
-    fn value<T, U>(
-        &self,
-        value: Spanned<T>,
-        rule: impl FnOnce(&T) -> Result<U, Problem>,
-    ) -> Result<U, ProfileError> {
+    fn value<T, U>(&self, value: Spanned<T>, rule: impl FnOnce(&T) -> Result<U, Problem>) -> Result<U, ProfileError> {
         rule(value.get_ref()).map_err(|problem| self.file.error(&value.span(), problem))
     }
 
-    fn located(
-        &self,
-        text: Spanned<String>,
-        rule: impl FnOnce(&str) -> Result<(), Problem>,
-    ) -> Result<Located<String>, ProfileError> {
+    fn located(&self, text: Spanned<String>, rule: impl FnOnce(&str) -> Result<(), Problem>) -> Result<Located<String>, ProfileError> {
         let origin = self.file.origin(&text.span());
         let value = self.value(text, |s| rule(s).map(|()| s.clone()))?;
         Ok(Located { value, origin })
     }
 
-    fn texts(
-        &self,
-        list: Option<Vec<Spanned<String>>>,
-        rule: Rule<'_, str, ()>,
-    ) -> Result<Vec<Located<String>>, ProfileError> {
+    fn texts(&self, list: Option<Vec<Spanned<String>>>, rule: Rule<'_, str, ()>) -> Result<Vec<Located<String>>, ProfileError> {
         self.all(list, |text| self.located(text, rule))
     }
 
-    fn text(
-        &self,
-        text: Option<Spanned<String>>,
-        rule: Rule<'_, str, ()>,
-    ) -> Result<Option<String>, ProfileError> {
-        text.map(|t| self.located(t, rule).map(|l| l.value))
-            .transpose()
+    fn text(&self, text: Option<Spanned<String>>, rule: Rule<'_, str, ()>) -> Result<Option<String>, ProfileError> {
+        text.map(|t| self.located(t, rule).map(|l| l.value)).transpose()
     }
 
-    fn all<T, U>(
-        &self,
-        list: Option<Vec<T>>,
-        convert: impl Fn(T) -> Result<U, ProfileError>,
-    ) -> Result<Vec<U>, ProfileError> {
+    fn all<T, U>(&self, list: Option<Vec<T>>, convert: impl Fn(T) -> Result<U, ProfileError>) -> Result<Vec<U>, ProfileError> {
         list.unwrap_or_default().into_iter().map(convert).collect()
     }
 
@@ -102,10 +74,7 @@ impl Check<'_> {
             files: self.texts(raw.files, &|s| host_path("files", s))?,
             locales: self.texts(raw.locales, &locale)?,
             timezones: self.texts(raw.timezones, &|s| zone("timezones", s))?,
-            timezone: raw
-                .timezone
-                .map(|t| self.located(t, |s| zone("timezone", s)))
-                .transpose()?,
+            timezone: raw.timezone.map(|t| self.located(t, |s| zone("timezone", s))).transpose()?,
             copy: self.all(raw.copy, |c| self.copy(c))?,
             write: self.all(raw.write, |w| self.write(w))?,
         })
@@ -114,11 +83,7 @@ impl Check<'_> {
     fn copy(&self, raw: Spanned<RawCopy>) -> Result<CopySpec, ProfileError> {
         let origin = self.file.origin(&raw.span());
         let raw = raw.into_inner();
-        Ok(CopySpec {
-            from: self.host_source("from", raw.from)?,
-            to: self.located(raw.to, |s| inside_path("to", s))?.value,
-            origin,
-        })
+        Ok(CopySpec { from: self.host_source("from", raw.from)?, to: self.located(raw.to, |s| inside_path("to", s))?.value, origin })
     }
 
     fn write(&self, raw: Spanned<RawWrite>) -> Result<WriteSpec, ProfileError> {
@@ -127,11 +92,7 @@ impl Check<'_> {
         Ok(WriteSpec {
             path: self.located(raw.path, |s| inside_path("path", s))?.value,
             content: raw.content.into_inner(),
-            mode: raw
-                .mode
-                .map(|m| self.value(m, |s| file_mode(s)))
-                .transpose()?
-                .unwrap_or(0o644),
+            mode: raw.mode.map(|m| self.value(m, |s| file_mode(s))).transpose()?.unwrap_or(0o644),
             origin,
         })
     }
@@ -141,9 +102,7 @@ impl Check<'_> {
         let raw = raw.into_inner();
         Ok(MountSpec {
             source: self.host_source("source", raw.source)?,
-            target: self
-                .located(raw.target, |s| inside_path("target", s))?
-                .value,
+            target: self.located(raw.target, |s| inside_path("target", s))?.value,
             // Sharing a host directory read-only is the safe reading of a lab.
             readonly: raw.readonly.unwrap_or(true),
             origin,
@@ -151,9 +110,7 @@ impl Check<'_> {
     }
 
     fn host_source(&self, key: &str, text: Spanned<String>) -> Result<PathBuf, ProfileError> {
-        self.value(text, |s| {
-            existing_host_path(key, s, self.file.dir.as_deref())
-        })
+        self.value(text, |s| existing_host_path(key, s, self.file.dir.as_deref()))
     }
 
     fn user(&self, raw: Option<RawUser>) -> Result<UserLayer, ProfileError> {
@@ -162,25 +119,18 @@ impl Check<'_> {
         };
         let uid = raw.uid.map(|u| {
             let origin = self.file.origin(&u.span());
-            self.value(u, |&n| id("uid", n))
-                .map(|value| Located { value, origin })
+            self.value(u, |&n| id("uid", n)).map(|value| Located { value, origin })
         });
         Ok(UserLayer {
             name: self.text(raw.name, &user_name)?,
             uid: uid.transpose()?,
-            gid: raw
-                .gid
-                .map(|g| self.value(g, |&n| id("gid", n)))
-                .transpose()?,
+            gid: raw.gid.map(|g| self.value(g, |&n| id("gid", n))).transpose()?,
             home: self.text(raw.home, &|s| inside_path("home", s))?,
             shell: self.text(raw.shell, &|s| inside_path("shell", s))?,
         })
     }
 
-    fn env(
-        &self,
-        raw: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
-    ) -> Result<BTreeMap<String, String>, ProfileError> {
+    fn env(&self, raw: Option<BTreeMap<Spanned<String>, Spanned<String>>>) -> Result<BTreeMap<String, String>, ProfileError> {
         let mut env = BTreeMap::new();
         for (key, value) in raw.unwrap_or_default() {
             let key = self.located(key, env_name)?.value;
@@ -195,10 +145,7 @@ impl Check<'_> {
             return Ok(RunLayer::default());
         };
         Ok(RunLayer {
-            mode: raw
-                .mode
-                .map(|m| self.value(m, |s| run_mode(s)))
-                .transpose()?,
+            mode: raw.mode.map(|m| self.value(m, |s| run_mode(s))).transpose()?,
             command: raw.command.map(|c| self.command(c)).transpose()?,
             workdir: self.text(raw.workdir, &|s| inside_path("workdir", s))?,
             hostname: self.text(raw.hostname, &hostname)?,
@@ -209,10 +156,7 @@ impl Check<'_> {
         if raw.get_ref().is_empty() {
             return Err(self.file.error(
                 &raw.span(),
-                Problem::new(
-                    "`command` is empty",
-                    "give the program and its arguments, e.g. command = [\"/bin/bash\", \"-l\"]",
-                ),
+                Problem::new("`command` is empty", "give the program and its arguments, e.g. command = [\"/bin/bash\", \"-l\"]"),
             ));
         }
         let words = self.texts(Some(raw.into_inner()), &command_word)?;
@@ -224,16 +168,10 @@ impl Check<'_> {
             return Ok(Limits::default());
         };
         Ok(Limits {
-            memory: raw
-                .memory
-                .map(|m| self.value(m, |v| size("memory", v)))
-                .transpose()?,
+            memory: raw.memory.map(|m| self.value(m, |v| size("memory", v))).transpose()?,
             pids: raw.pids.map(|p| self.value(p, |&n| pids(n))).transpose()?,
             cpu: raw.cpu.map(|c| self.value(c, |&n| cpu(n))).transpose()?,
-            tmp: raw
-                .tmp
-                .map(|t| self.value(t, |v| size("tmp", v)))
-                .transpose()?,
+            tmp: raw.tmp.map(|t| self.value(t, |v| size("tmp", v))).transpose()?,
         })
     }
 }
@@ -242,58 +180,33 @@ impl Check<'_> {
 
 fn profile_name(s: &str) -> Result<(), Problem> {
     let fix = || format!("write it as `name = \"{}\"`", slug(s));
-    if !charset(
-        s,
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-    ) {
+    if !charset(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         return Err(Problem::new(
-            format!(
-                "`name` must be lowercase letters, digits and `-`, starting with a letter or digit; found \"{}\"",
-                s.escape_debug()
-            ),
+            format!("`name` must be lowercase letters, digits and `-`, starting with a letter or digit; found \"{}\"", s.escape_debug()),
             fix(),
         ));
     }
     if s.len() > 63 {
-        return Err(Problem::new(
-            format!("`name` is {} characters long; the limit is 63", s.len()),
-            fix(),
-        ));
+        return Err(Problem::new(format!("`name` is {} characters long; the limit is 63", s.len()), fix()));
     }
     Ok(())
 }
 
 /// A valid profile name close to `s`, to suggest.
 fn slug(s: &str) -> String {
-    let lowered: String = s
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let lowered: String = s.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let words: Vec<&str> = lowered.split('-').filter(|w| !w.is_empty()).collect();
     let joined: String = words.join("-").chars().take(63).collect();
-    if joined.is_empty() {
-        "my-lab".into()
-    } else {
-        joined.trim_end_matches('-').into()
-    }
+    if joined.is_empty() { "my-lab".into() } else { joined.trim_end_matches('-').into() }
 }
 
 fn binary(s: &str) -> Result<(), Problem> {
     no_control("binaries", s)?;
     if s.is_empty() {
-        return Err(Problem::new(
-            "an entry of `binaries` is empty",
-            "remove the empty string \"\"",
-        ));
+        return Err(Problem::new("an entry of `binaries` is empty", "remove the empty string \"\""));
     }
     if s.split_whitespace().nth(1).is_some() {
-        let one_each = s
-            .split_whitespace()
-            .map(|w| format!("\"{w}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let one_each = s.split_whitespace().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ");
         return Err(Problem::new(
             format!("`binaries` entry \"{s}\" contains a space"),
             format!("write one program per string: {one_each}"),
@@ -303,22 +216,13 @@ fn binary(s: &str) -> Result<(), Problem> {
         let program = s.rsplit('/').next().unwrap_or(s);
         return Err(Problem::new(
             format!("`binaries` entry \"{s}\" is neither a program name nor an absolute path"),
-            format!(
-                "write \"{program}\" to find it on PATH, or its absolute path, e.g. \"/usr/local/bin/{program}\""
-            ),
+            format!("write \"{program}\" to find it on PATH, or its absolute path, e.g. \"/usr/local/bin/{program}\""),
         ));
     }
     if s.ends_with('/') {
-        return Err(Problem::new(
-            format!("`binaries` entry \"{s}\" names a directory"),
-            "name the program file itself",
-        ));
+        return Err(Problem::new(format!("`binaries` entry \"{s}\" names a directory"), "name the program file itself"));
     }
-    if s.starts_with('/') {
-        host_path("binaries", s)
-    } else {
-        Ok(())
-    }
+    if s.starts_with('/') { host_path("binaries", s) } else { Ok(()) }
 }
 
 /// An absolute path on the host, taken as written (no `..` to second-guess).
@@ -338,19 +242,13 @@ fn absolute_path(key: &str, s: &str, place: &str) -> Result<(), Problem> {
     if !s.starts_with('/') {
         return Err(Problem::new(
             format!("`{key}` must be an absolute path {place}, found \"{shown}\""),
-            format!(
-                "start it with `/`: \"/{}\"",
-                s.trim_start_matches("./").escape_debug()
-            ),
+            format!("start it with `/`: \"/{}\"", s.trim_start_matches("./").escape_debug()),
         ));
     }
     if s.split('/').any(|part| part == "..") {
         return Err(Problem::new(
             format!("`{key}` must not contain `..`, found \"{shown}\""),
-            format!(
-                "write the path it means without `..`: \"{}\"",
-                normalize(s).escape_debug()
-            ),
+            format!("write the path it means without `..`: \"{}\"", normalize(s).escape_debug()),
         ));
     }
     Ok(())
@@ -390,21 +288,14 @@ fn existing_host_path(key: &str, s: &str, dir: Option<&Path>) -> Result<PathBuf,
         return Ok(path);
     }
     Err(Problem::new(
-        format!(
-            "`{key}` names `{}`, which does not exist ({})",
-            s.escape_debug(),
-            path.display().to_string().escape_debug()
-        ),
+        format!("`{key}` names `{}`, which does not exist ({})", s.escape_debug(), path.display().to_string().escape_debug()),
         "create it, or correct the path: it is relative to the directory of this profile file",
     ))
 }
 
 fn no_nul(key: &str, s: &str) -> Result<(), Problem> {
     if s.contains('\0') {
-        return Err(Problem::new(
-            format!("`{key}` contains a NUL character"),
-            "remove the \\u0000 from the string",
-        ));
+        return Err(Problem::new(format!("`{key}` contains a NUL character"), "remove the \\u0000 from the string"));
     }
     Ok(())
 }
@@ -412,11 +303,7 @@ fn no_nul(key: &str, s: &str) -> Result<(), Problem> {
 fn no_control(key: &str, s: &str) -> Result<(), Problem> {
     match s.chars().find(|c| c.is_control()) {
         Some(c) => Err(Problem::new(
-            format!(
-                "`{key}` entry \"{}\" contains the control character {}",
-                s.escape_debug(),
-                c.escape_unicode()
-            ),
+            format!("`{key}` entry \"{}\" contains the control character {}", s.escape_debug(), c.escape_unicode()),
             "remove it",
         )),
         None => Ok(()),
@@ -433,9 +320,7 @@ fn locale(s: &str) -> Result<(), Problem> {
         || ((1..=3).contains(&language.len())
             && language.chars().all(|c| c.is_ascii_alphabetic())
             && territory.is_none_or(|t| t.len() == 2 && t.chars().all(|c| c.is_ascii_uppercase()))
-            && codeset.is_none_or(|c| {
-                !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            })
+            && codeset.is_none_or(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
             && modifier.is_none_or(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_lowercase())));
     if shaped {
         return Ok(());
@@ -456,21 +341,12 @@ fn split_off(s: &str, separator: char) -> (&str, Option<&str>) {
 /// A zoneinfo name such as `Asia/Seoul`: relative to /usr/share/zoneinfo, so
 /// it must not climb out of it.
 fn zone(key: &str, s: &str) -> Result<(), Problem> {
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p != "."
-            && p != ".."
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
-    };
+    let part_ok = |p: &str| !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c));
     if s.split('/').all(part_ok) {
         return Ok(());
     }
     Err(Problem::new(
-        format!(
-            "`{key}` entry \"{}\" is not a time zone name",
-            s.escape_debug()
-        ),
+        format!("`{key}` entry \"{}\" is not a time zone name", s.escape_debug()),
         "write a name from /usr/share/zoneinfo, e.g. \"Asia/Seoul\" or \"UTC\" (no leading `/`, no `..`)",
     ))
 }
@@ -480,26 +356,14 @@ fn file_mode(s: &str) -> Result<u32, Problem> {
     let octal = !s.is_empty() && s.chars().all(|c| ('0'..='7').contains(&c));
     match u32::from_str_radix(s, 8) {
         Ok(bits) if octal && bits <= 0o7777 => Ok(bits),
-        Ok(_) if octal => Err(Problem::new(
-            format!("`mode` \"{s}\" is larger than \"7777\""),
-            fix,
-        )),
-        _ => Err(Problem::new(
-            format!(
-                "`mode` must be an octal string like \"0644\", found \"{}\"",
-                s.escape_debug()
-            ),
-            fix,
-        )),
+        Ok(_) if octal => Err(Problem::new(format!("`mode` \"{s}\" is larger than \"7777\""), fix)),
+        _ => Err(Problem::new(format!("`mode` must be an octal string like \"0644\", found \"{}\"", s.escape_debug()), fix)),
     }
 }
 
 fn user_name(s: &str) -> Result<(), Problem> {
-    let shaped = charset(
-        s,
-        |c| c.is_ascii_lowercase() || c == '_',
-        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
-    );
+    let shaped =
+        charset(s, |c| c.is_ascii_lowercase() || c == '_', |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if shaped && s.len() <= 32 {
         return Ok(());
     }
@@ -520,18 +384,11 @@ fn id(key: &str, n: i64) -> Result<u32, Problem> {
 }
 
 fn env_name(s: &str) -> Result<(), Problem> {
-    if charset(
-        s,
-        |c| c.is_ascii_alphabetic() || c == '_',
-        |c| c.is_ascii_alphanumeric() || c == '_',
-    ) {
+    if charset(s, |c| c.is_ascii_alphabetic() || c == '_', |c| c.is_ascii_alphanumeric() || c == '_') {
         return Ok(());
     }
     Err(Problem::new(
-        format!(
-            "\"{}\" is not a valid environment variable name",
-            s.escape_debug()
-        ),
+        format!("\"{}\" is not a valid environment variable name", s.escape_debug()),
         "use letters, digits and `_`, not starting with a digit, e.g. MY_VAR",
     ))
 }
@@ -541,10 +398,7 @@ fn run_mode(s: &str) -> Result<Mode, Problem> {
         "namespace" => Ok(Mode::Namespace),
         "chroot" => Ok(Mode::Chroot),
         _ => Err(Problem::new(
-            format!(
-                "`mode` in [run] must be \"namespace\" or \"chroot\", found \"{}\"",
-                s.escape_debug()
-            ),
+            format!("`mode` in [run] must be \"namespace\" or \"chroot\", found \"{}\"", s.escape_debug()),
             "write mode = \"namespace\" (full isolation) or mode = \"chroot\" (the classic jail)",
         )),
     }
@@ -556,10 +410,7 @@ fn network_mode(s: &str) -> Result<NetworkMode, Problem> {
         "loopback" => Ok(NetworkMode::Loopback),
         "host" => Ok(NetworkMode::Host),
         _ => Err(Problem::new(
-            format!(
-                "`mode` in [network] must be \"none\", \"loopback\" or \"host\", found \"{}\"",
-                s.escape_debug()
-            ),
+            format!("`mode` in [network] must be \"none\", \"loopback\" or \"host\", found \"{}\"", s.escape_debug()),
             "write mode = \"loopback\" (only 127.0.0.1), \"none\" (no interface up) or \"host\" (the host's network)",
         )),
     }
@@ -568,10 +419,7 @@ fn network_mode(s: &str) -> Result<NetworkMode, Problem> {
 fn command_word(s: &str) -> Result<(), Problem> {
     no_nul("command", s)?;
     if s.is_empty() {
-        return Err(Problem::new(
-            "an entry of `command` is empty",
-            "remove the empty string \"\"",
-        ));
+        return Err(Problem::new("an entry of `command` is empty", "remove the empty string \"\""));
     }
     Ok(())
 }
@@ -579,10 +427,7 @@ fn command_word(s: &str) -> Result<(), Problem> {
 /// RFC 1123: dot-separated labels of letters, digits and inner `-`.
 fn hostname(s: &str) -> Result<(), Problem> {
     let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        (1..=63).contains(&l.len()) && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
     if s.len() <= 64 && s.split('.').all(label_ok) {
         return Ok(());
@@ -603,10 +448,7 @@ fn size(key: &str, value: &toml::Value) -> Result<u64, Problem> {
     match bytes {
         Some(n) if n > 0 => Ok(n),
         _ => Err(Problem::new(
-            format!(
-                "`{key}` must be a size like \"256M\", \"1G\" or a positive number of bytes, found {}",
-                describe(value)
-            ),
+            format!("`{key}` must be a size like \"256M\", \"1G\" or a positive number of bytes, found {}", describe(value)),
             format!("write e.g. {key} = \"256M\" (K, M and G are powers of 1024)"),
         )),
     }
@@ -626,14 +468,9 @@ fn describe(value: &toml::Value) -> String {
 
 fn parse_size(s: &str) -> Option<u64> {
     let (digits, shift) = match s.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => (
-            &s[..i],
-            ["K", "M", "G"]
-                .iter()
-                .position(|u| u.eq_ignore_ascii_case(&c.to_string()))?
-                * 10
-                + 10,
-        ),
+        (i, c) if c.is_ascii_alphabetic() => {
+            (&s[..i], ["K", "M", "G"].iter().position(|u| u.eq_ignore_ascii_case(&c.to_string()))? * 10 + 10)
+        }
         _ => (s, 0),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
@@ -645,10 +482,7 @@ fn parse_size(s: &str) -> Option<u64> {
 fn pids(n: i64) -> Result<u64, Problem> {
     match u64::try_from(n) {
         Ok(pids) if pids >= 1 => Ok(pids),
-        _ => Err(Problem::new(
-            format!("`pids` must be at least 1, found {n}"),
-            "give the most processes at once, e.g. pids = 128",
-        )),
+        _ => Err(Problem::new(format!("`pids` must be at least 1, found {n}"), "give the most processes at once, e.g. pids = 128")),
     }
 }
 

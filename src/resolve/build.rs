@@ -110,7 +110,15 @@ impl<'h> Resolver<'h> {
         for (path, major, minor) in skeleton::DEVICES {
             let why = "a device every program may open; namespace mode mounts its own /dev over it".into();
             let device = Kind::Device { major: *major, minor: *minor };
-            self.insert(Entry { path: path.into(), kind: device, mode: 0o666, uid: 0, gid: 0, capability: None, reason: Reason::Skeleton { why } });
+            self.insert(Entry {
+                path: path.into(),
+                kind: device,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+                capability: None,
+                reason: Reason::Skeleton { why },
+            });
         }
         for (path, target) in skeleton::DEV_LINKS {
             self.insert(Entry::link(path.into(), target.into(), Reason::Skeleton { why: "a standard link of /dev".into() }));
@@ -136,7 +144,11 @@ impl<'h> Resolver<'h> {
             let to = self.place(&copy.to).ok_or_else(|| ResolveError::Outside { origin: copy.origin.clone(), path: copy.to.clone() })?;
             let into_dir = copy.to.ends_with('/') || copy.from.is_dir();
             let base = if into_dir && copy.from.is_file() { to.join(copy.from.file_name().unwrap_or_default()) } else { to };
-            let files = walk_lab_files(&copy.from).map_err(|e| ResolveError::Io { origin: Some(copy.origin.clone()), path: copy.from.clone(), error: e })?;
+            let files = walk_lab_files(&copy.from).map_err(|e| ResolveError::Io {
+                origin: Some(copy.origin.clone()),
+                path: copy.from.clone(),
+                error: e,
+            })?;
             for (relative, meta, target) in files {
                 let path = if relative.as_os_str().is_empty() { base.clone() } else { base.join(&relative) };
                 let source = copy.from.join(&relative);
@@ -151,7 +163,8 @@ impl<'h> Resolver<'h> {
             }
         }
         for write in &profile.rootfs.write {
-            let path = self.place(&write.path).ok_or_else(|| ResolveError::Outside { origin: write.origin.clone(), path: write.path.clone() })?;
+            let path =
+                self.place(&write.path).ok_or_else(|| ResolveError::Outside { origin: write.origin.clone(), path: write.path.clone() })?;
             let (uid, gid) = owner(&path);
             let entry = Entry::inline(path, write.content.clone(), write.mode, Reason::LabFile { origin: write.origin.clone() });
             self.insert_replacing(Entry { uid, gid, ..entry });
@@ -162,7 +175,9 @@ impl<'h> Resolver<'h> {
     /// The rootfs is mounted read-only: a `[[mounts]]` target must already be a directory in it.
     fn add_mount_points(&mut self, profile: &Profile) -> Result<(), ResolveError> {
         for mount in &profile.mounts {
-            let path = self.place(&mount.target).ok_or_else(|| ResolveError::Outside { origin: mount.origin.clone(), path: mount.target.clone() })?;
+            let path = self
+                .place(&mount.target)
+                .ok_or_else(|| ResolveError::Outside { origin: mount.origin.clone(), path: mount.target.clone() })?;
             if !self.manifest.entries.contains_key(&path) {
                 self.insert(Entry::dir(path, 0o755, Reason::LabFile { origin: mount.origin.clone() }));
             }
@@ -231,10 +246,10 @@ impl<'h> Resolver<'h> {
             domains.insert(name.clone());
         }
         for entry in self.manifest.files() {
-            if let Kind::File { source } = &entry.kind {
-                if let Some(package) = self.dpkg.package_of(source) {
-                    domains.insert(package.split(' ').next().unwrap_or_default().to_string());
-                }
+            if let Kind::File { source } = &entry.kind
+                && let Some(package) = self.dpkg.package_of(source)
+            {
+                domains.insert(package.split(' ').next().unwrap_or_default().to_string());
             }
         }
         for (dir, wanted) in catalogs {
@@ -261,10 +276,10 @@ impl<'h> Resolver<'h> {
         if let Some((interpreter, argument)) = elf::shebang(&real) {
             let mut interpreters = vec![interpreter.clone()];
             // `#!/usr/bin/env python3`: env runs python3 from PATH, so take both.
-            if interpreter.file_name().is_some_and(|n| n == "env") {
-                if let Some(name) = argument.as_deref().and_then(|a| a.split_whitespace().find(|w| !w.starts_with('-'))) {
-                    interpreters.extend(lookup_on_system_path(name));
-                }
+            if interpreter.file_name().is_some_and(|n| n == "env")
+                && let Some(name) = argument.as_deref().and_then(|a| a.split_whitespace().find(|w| !w.starts_with('-')))
+            {
+                interpreters.extend(lookup_on_system_path(name));
             }
             self.manifest.notes.push(Note {
                 message: format!(
@@ -300,7 +315,9 @@ impl<'h> Resolver<'h> {
             Ok(Some(info)) => info,
             Ok(None) => return Ok(()),
             Err(e) => {
-                self.manifest.notes.push(Note { message: format!("{}: not a readable ELF file ({e}); copied as is", pending.path.display()) });
+                self.manifest
+                    .notes
+                    .push(Note { message: format!("{}: not a readable ELF file ({e}); copied as is", pending.path.display()) });
                 return Ok(());
             }
         };
@@ -317,7 +334,11 @@ impl<'h> Resolver<'h> {
             match self.search.find(name, &requester) {
                 Some(found) => {
                     let reason = Reason::Needed { of: pending.path.clone(), how: found.how.to_string() };
-                    let real = self.add_host_path(&found.path, reason).map_err(|e| ResolveError::Io { origin: None, path: found.path.clone(), error: e })?;
+                    let real = self.add_host_path(&found.path, reason).map_err(|e| ResolveError::Io {
+                        origin: None,
+                        path: found.path.clone(),
+                        error: e,
+                    })?;
                     self.queue_elf(real, found.path.clone(), loader_rpaths.clone());
                 }
                 None => self.manifest.notes.push(Note {
@@ -405,11 +426,8 @@ impl<'h> Resolver<'h> {
                 .flat_map(|p| if p.contains(var) { values.iter().map(|v| p.replace(var, v)).collect() } else { vec![p] })
                 .collect();
         }
-        let mut paths: Vec<PathBuf> = patterns
-            .iter()
-            .filter_map(|p| glob::glob(p).ok())
-            .flat_map(|paths| paths.filter_map(Result::ok))
-            .collect();
+        let mut paths: Vec<PathBuf> =
+            patterns.iter().filter_map(|p| glob::glob(p).ok()).flat_map(|paths| paths.filter_map(Result::ok)).collect();
         paths.sort();
         paths
     }
@@ -496,7 +514,15 @@ impl<'h> Resolver<'h> {
             return;
         };
         let capability = if meta.is_file() { read_capability(path) } else { None };
-        self.insert(Entry { path: path.to_path_buf(), kind, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid(), capability, reason });
+        self.insert(Entry {
+            path: path.to_path_buf(),
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            capability,
+            reason,
+        });
     }
 
     /// First writer wins: the first reason found is the one `why` reports.

@@ -68,10 +68,8 @@ impl Database {
         let mut db = Database::default();
         let info = root.join("var/lib/dpkg/info");
         let Ok(dir) = fs::read_dir(&info) else { return db };
-        let mut lists: Vec<PathBuf> = dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "list"))
-            .collect();
+        let mut lists: Vec<PathBuf> =
+            dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "list")).collect();
         lists.sort(); // deterministic owner when two packages list one path (diversions)
         for list in lists {
             let stem = list.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
@@ -90,7 +88,6 @@ impl Database {
         }
         db
     }
-
 }
 
 fn aliases(path: &Path) -> Vec<PathBuf> {
@@ -107,9 +104,7 @@ fn aliases(path: &Path) -> Vec<PathBuf> {
 fn parse_status_versions(status: &str) -> HashMap<String, String> {
     let mut versions = HashMap::new();
     for stanza in status.split("\n\n") {
-        let field = |name: &str| {
-            stanza.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")).map(str::trim))
-        };
+        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")).map(str::trim));
         if let (Some(p), Some(v)) = (field("Package"), field("Version")) {
             versions.entry(p.to_string()).or_insert_with(|| v.to_string());
         }

@@ -298,10 +298,7 @@ impl DynStrings<'_> {
             .filter(|&start| start < table_end)
             .ok_or_else(|| format!("{tag} string index {index} outside the string table"))?;
         let raw = &self.bytes[start..table_end];
-        let end = raw
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| format!("{tag} string at index {index} is not terminated"))?;
+        let end = raw.iter().position(|&b| b == 0).ok_or_else(|| format!("{tag} string at index {index} is not terminated"))?;
         String::from_utf8(raw[..end].to_vec()).map_err(|_| format!("{tag} string at index {index} is not valid UTF-8"))
     }
 }

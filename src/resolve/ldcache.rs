@@ -322,9 +322,7 @@ fn table_fits(file_len: usize, base: usize, header_len: usize, nlibs: u32, entry
 /// entry count fits the file, little-endian first.
 fn guess_byte_order(bytes: &[u8], base: usize, nlibs_offset: usize, header_len: usize, entry_len: usize) -> bool {
     let fits = |big_endian| {
-        Reader { bytes, big_endian }
-            .u32_at(base + nlibs_offset)
-            .is_ok_and(|n| table_fits(bytes.len(), base, header_len, n, entry_len))
+        Reader { bytes, big_endian }.u32_at(base + nlibs_offset).is_ok_and(|n| table_fits(bytes.len(), base, header_len, n, entry_len))
     };
     !fits(false) && fits(true)
 }
@@ -381,9 +379,8 @@ fn parse_old_layout(bytes: &[u8]) -> Result<LdCache, MalformedCache> {
         return Ok(LdCache::from_entries(CacheFormat::OldWithNew, entries));
     }
     // Old-only: strings are indexed from the end of the entry table.
-    let entries = (0..nlibs as usize)
-        .map(|i| parse_old_entry(&reader, old_end, OLD_HEADER_LEN + i * OLD_ENTRY_LEN))
-        .collect::<Result<_, _>>()?;
+    let entries =
+        (0..nlibs as usize).map(|i| parse_old_entry(&reader, old_end, OLD_HEADER_LEN + i * OLD_ENTRY_LEN)).collect::<Result<_, _>>()?;
     Ok(LdCache::from_entries(CacheFormat::Old, entries))
 }
 
@@ -674,9 +671,7 @@ mod tests {
     fn hwcaps_entries_lose_to_the_baseline() {
         let mut tuned = entry("libz.so.1", "/lib/glibc-hwcaps/x86-64-v3/libz.so.1", 0x303);
         tuned.hwcap = 1 << 62;
-        let cache =
-            LdCache::parse(&build_cache(CacheFormat::New, &[tuned, entry("libz.so.1", "/lib/libz.so.1", 0x303)]))
-                .unwrap();
+        let cache = LdCache::parse(&build_cache(CacheFormat::New, &[tuned, entry("libz.so.1", "/lib/libz.so.1", 0x303)])).unwrap();
         assert_eq!(cache.entries()[0].hwcap, 1 << 62);
         assert_eq!(cache.lookup("libz.so.1", &X86_64).unwrap().path, Path::new("/lib/libz.so.1"));
     }

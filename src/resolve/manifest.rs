@@ -16,14 +16,23 @@ use crate::profile::Origin;
 pub enum Kind {
     Dir,
     /// A regular file copied from the host.
-    File { source: PathBuf },
+    File {
+        source: PathBuf,
+    },
     /// A regular file whose content the tool writes (passwd, lab files written inline).
-    Inline { content: String },
+    Inline {
+        content: String,
+    },
     /// A symbolic link, kept as a link with its target exactly as on the host.
-    Symlink { target: PathBuf },
+    Symlink {
+        target: PathBuf,
+    },
     /// A character device (/dev/null): what a plain chroot needs, as jailkit
     /// makes them. Namespace mode mounts its own /dev over these.
-    Device { major: u32, minor: u32 },
+    Device {
+        major: u32,
+        minor: u32,
+    },
 }
 
 impl Kind {

@@ -2,14 +2,14 @@
 
 pub mod build;
 pub mod dpkg;
+pub mod elf;
 pub mod error;
+pub mod ldcache;
 pub mod locale;
 pub mod manifest;
 pub mod rules;
-pub mod skeleton;
-pub mod elf;
-pub mod ldcache;
 pub mod search;
+pub mod skeleton;
 
 pub use build::Resolver;
 pub use error::ResolveError;

@@ -44,9 +44,22 @@ pub struct Rule {
 
 /// Terminal types a class meets: the console, xterm-likes, screen, tmux.
 pub const COMMON_TERMINALS: &[&str] = &[
-    "a/ansi", "d/dumb", "l/linux", "v/vt100", "v/vt102", "v/vt220", "x/xterm", "x/xterm-256color",
-    "x/xterm-color", "s/screen", "s/screen-256color", "t/tmux", "t/tmux-256color",
-    "r/rxvt-unicode", "r/rxvt-unicode-256color", "a/alacritty",
+    "a/ansi",
+    "d/dumb",
+    "l/linux",
+    "v/vt100",
+    "v/vt102",
+    "v/vt220",
+    "x/xterm",
+    "x/xterm-256color",
+    "x/xterm-color",
+    "s/screen",
+    "s/screen-256color",
+    "t/tmux",
+    "t/tmux-256color",
+    "r/rxvt-unicode",
+    "r/rxvt-unicode-256color",
+    "a/alacritty",
 ];
 
 /// Where ncurses looks for terminfo entries (Debian puts the common ones in /lib).
@@ -118,11 +131,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "ca-certificates",
         when: &[When::Library("libssl.so.*"), When::Library("libcrypto.so.*"), When::Library("libgnutls.so.*")],
-        add: &[
-            Add::Tree("/etc/ssl/certs"),
-            Add::File("/etc/ssl/openssl.cnf"),
-            Add::File("/usr/lib/ssl/*"),
-        ],
+        add: &[Add::Tree("/etc/ssl/certs"), Add::File("/etc/ssl/openssl.cnf"), Add::File("/usr/lib/ssl/*")],
         why: "TLS libraries verify servers against the CA certificates found in /etc/ssl at run time",
     },
     Rule {

@@ -250,9 +250,7 @@ impl LibrarySearch {
     pub fn from_root(root: &Path) -> LibrarySearch {
         let (cache, cache_problem) = match LdCache::load(root) {
             Ok(cache) => (cache, None),
-            Err(LdCacheError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                (LdCache::empty(), None)
-            }
+            Err(LdCacheError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => (LdCache::empty(), None),
             Err(problem) => (LdCache::empty(), Some(problem)),
         };
         let conf_dirs = ldcache::ld_so_conf_dirs(root);
@@ -263,14 +261,8 @@ impl LibrarySearch {
 
     /// A search with an explicit cache and ld.so.conf directory list.
     pub fn new(root: &Path, cache: LdCache, conf_dirs: Vec<PathBuf>) -> LibrarySearch {
-        let mut search = LibrarySearch {
-            root: root.to_path_buf(),
-            cache,
-            cache_problem: None,
-            conf_dirs,
-            native: Arch::native(),
-            triplet: None,
-        };
+        let mut search =
+            LibrarySearch { root: root.to_path_buf(), cache, cache_problem: None, conf_dirs, native: Arch::native(), triplet: None };
         search.triplet = search.detect_triplet();
         search
     }
@@ -314,8 +306,7 @@ impl LibrarySearch {
     }
 
     fn triplet_for(&self, arch: &Arch) -> Option<&str> {
-        let is_native =
-            self.native.is_some_and(|n| n.can_load(arch) && ldcache::cache_flags(&n) == ldcache::cache_flags(arch));
+        let is_native = self.native.is_some_and(|n| n.can_load(arch) && ldcache::cache_flags(&n) == ldcache::cache_flags(arch));
         match self.multiarch_triplet() {
             Some(triplet) if is_native => Some(triplet),
             _ => machine_triplet(arch),
@@ -346,11 +337,7 @@ impl LibrarySearch {
         match arch.machine {
             header::EM_X86_64 if !is_64 => "libx32",
             _ if is_64 => "lib64",
-            _ if self.native.is_some_and(|n| n.class == ElfClass::Elf64)
-                && self.host_path(Path::new("/usr/lib32")).is_dir() =>
-            {
-                "lib32"
-            }
+            _ if self.native.is_some_and(|n| n.class == ElfClass::Elf64) && self.host_path(Path::new("/usr/lib32")).is_dir() => "lib32",
             _ => "lib",
         }
     }
@@ -567,9 +554,7 @@ pub fn machine_triplet(arch: &Arch) -> Option<&'static str> {
         header::EM_386 => "i386-linux-gnu",
         header::EM_AARCH64 if le => "aarch64-linux-gnu",
         header::EM_AARCH64 => "aarch64_be-linux-gnu",
-        header::EM_ARM if ldcache::cache_flags(arch) == ldcache::FLAG_ARM_LIBHF | ldcache::FLAG_ELF_LIBC6 => {
-            "arm-linux-gnueabihf"
-        }
+        header::EM_ARM if ldcache::cache_flags(arch) == ldcache::FLAG_ARM_LIBHF | ldcache::FLAG_ELF_LIBC6 => "arm-linux-gnueabihf",
         header::EM_ARM => "arm-linux-gnueabi",
         header::EM_PPC64 if le => "powerpc64le-linux-gnu",
         header::EM_PPC64 => "powerpc64-linux-gnu",
@@ -757,11 +742,9 @@ mod tests {
 
     #[test]
     fn how_texts() {
-        let how =
-            How::Runpath { entry: "$ORIGIN/../lib".into(), dir: "/opt/x/bin/../lib".into(), of: "/opt/x/bin/y".into() };
+        let how = How::Runpath { entry: "$ORIGIN/../lib".into(), dir: "/opt/x/bin/../lib".into(), of: "/opt/x/bin/y".into() };
         assert_eq!(how.to_string(), "found in RUNPATH $ORIGIN/../lib of /opt/x/bin/y (= /opt/x/bin/../lib)");
-        let how =
-            How::Rpath { entry: "/opt/lib".into(), dir: "/opt/lib".into(), of: "/usr/bin/p".into(), inherited: false };
+        let how = How::Rpath { entry: "/opt/lib".into(), dir: "/opt/lib".into(), of: "/usr/bin/p".into(), inherited: false };
         assert_eq!(how.to_string(), "found in RPATH /opt/lib of /usr/bin/p");
         assert_eq!(How::DefaultDir { dir: "/usr/lib".into() }.to_string(), "found in the default directory /usr/lib");
     }
@@ -925,11 +908,7 @@ mod tests {
         let libr = search.find("libr.so.1", &prog.requester()).unwrap();
         assert_eq!(
             libr.how,
-            How::Runpath {
-                entry: "${ORIGIN}/../lib".into(),
-                dir: "/opt/rp/bin/../lib".into(),
-                of: "/opt/rp/bin/prog".into()
-            }
+            How::Runpath { entry: "${ORIGIN}/../lib".into(), dir: "/opt/rp/bin/../lib".into(), of: "/opt/rp/bin/prog".into() }
         );
         let libr = prog.load(&search, &libr);
         assert!(libr.loader_rpaths.is_empty());
@@ -1005,8 +984,7 @@ mod tests {
         write_32bit_library(&fake.host("/opt/cached32/libcached.so.1"));
         fs::create_dir_all(fake.host("/etc")).unwrap();
         fs::write(fake.host("/etc/ld.so.conf"), "/opt/cached32\n/opt/cached\n").unwrap();
-        let Some(ldconfig) = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find(|p| Path::new(p).exists())
-        else {
+        let Some(ldconfig) = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find(|p| Path::new(p).exists()) else {
             skip("ldconfig not found");
             return;
         };
@@ -1027,10 +1005,7 @@ mod tests {
         assert_eq!((found.path.as_path(), &found.how), (Path::new("/opt/cached/libcached.so.1"), &How::LdCache));
         // ldconfig always adds the default directories to the cache.
         let found = find("libdef.so.1");
-        assert_eq!(
-            (found.path.as_path(), &found.how),
-            (Path::new("/usr/lib/x86_64-linux-gnu/libdef.so.1"), &How::LdCache)
-        );
+        assert_eq!((found.path.as_path(), &found.how), (Path::new("/usr/lib/x86_64-linux-gnu/libdef.so.1"), &How::LdCache));
         let found = find("libdef2.so.1");
         assert_eq!(found.path, Path::new("/usr/lib/x86_64-linux-gnu/libdef2.so.1"));
         assert_eq!(found.how, How::DefaultDir { dir: "/usr/lib/x86_64-linux-gnu".into() });

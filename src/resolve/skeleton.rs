@@ -43,14 +43,8 @@ pub fn dirs(profile: &Profile) -> Vec<SkeletonDir> {
 }
 
 /// Character devices every program may open: (path, major, minor).
-pub const DEVICES: &[(&str, u32, u32)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
+pub const DEVICES: &[(&str, u32, u32)] =
+    &[("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
 
 /// The standard links of /dev: (path, target).
 pub const DEV_LINKS: &[(&str, &str)] = &[

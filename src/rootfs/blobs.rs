@@ -46,10 +46,10 @@ impl Blobs {
         }
         set_metadata(tmp.as_file(), entry, nix::unistd::geteuid().is_root())?;
         // Another build may have made the same blob meanwhile: theirs is identical.
-        if let Err(e) = tmp.persist_noclobber(&path) {
-            if e.error.kind() != io::ErrorKind::AlreadyExists {
-                return Err(e.error);
-            }
+        if let Err(e) = tmp.persist_noclobber(&path)
+            && e.error.kind() != io::ErrorKind::AlreadyExists
+        {
+            return Err(e.error);
         }
         Ok(path)
     }
@@ -80,9 +80,7 @@ pub fn set_metadata(file: &File, entry: &Entry, as_root: bool) -> io::Result<()>
     file.set_permissions(fs::Permissions::from_mode(entry.mode))?;
     if let Some(cap) = &entry.capability {
         // SAFETY: valid fd, NUL-terminated name, buffer valid for its length.
-        let rc = unsafe {
-            libc::fsetxattr(file.as_raw_fd(), c"security.capability".as_ptr(), cap.as_ptr().cast(), cap.len(), 0)
-        };
+        let rc = unsafe { libc::fsetxattr(file.as_raw_fd(), c"security.capability".as_ptr(), cap.as_ptr().cast(), cap.len(), 0) };
         if rc != 0 && as_root {
             return Err(io::Error::last_os_error());
         }

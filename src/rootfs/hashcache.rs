@@ -64,10 +64,10 @@ impl HashCache {
     pub fn hash(&mut self, path: &Path) -> std::io::Result<String> {
         let meta = fs::metadata(path)?;
         let identity = Identity::of(&meta);
-        if let Some((known, hash)) = self.entries.get(path) {
-            if *known == identity {
-                return Ok(hash.clone());
-            }
+        if let Some((known, hash)) = self.entries.get(path)
+            && *known == identity
+        {
+            return Ok(hash.clone());
         }
         let hash = hash_file(path)?;
         // A file modified while we read it gets another identity, and one changed

@@ -151,8 +151,16 @@ mod tests {
 
     #[test]
     fn diff_names_the_package_version_that_moved() {
-        let old = Lock { profile: "p".into(), digest: "a".into(), entries: vec![entry("/usr/bin/bash", "1", "bash 5.2-1"), entry("/x", "1", "x 1")] };
-        let new = Lock { profile: "p".into(), digest: "b".into(), entries: vec![entry("/usr/bin/bash", "2", "bash 5.2-2"), entry("/y", "1", "y 1")] };
+        let old = Lock {
+            profile: "p".into(),
+            digest: "a".into(),
+            entries: vec![entry("/usr/bin/bash", "1", "bash 5.2-1"), entry("/x", "1", "x 1")],
+        };
+        let new = Lock {
+            profile: "p".into(),
+            digest: "b".into(),
+            entries: vec![entry("/usr/bin/bash", "2", "bash 5.2-2"), entry("/y", "1", "y 1")],
+        };
         let diff = old.diff(&new, 10);
         assert!(diff.starts_with("3 entries differ:"), "{diff}");
         assert!(diff.contains("~ /usr/bin/bash (content, package bash 5.2-1 -> bash 5.2-2)"), "{diff}");

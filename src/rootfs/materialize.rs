@@ -48,8 +48,14 @@ pub fn materialize(root: &Path, manifest: &Manifest, hashes: &ContentHashes, blo
             Kind::Symlink { target } => {
                 symlinkat(target.as_os_str(), &parent_fd, name).map_err(|e| with_path(e.into(), &entry.path))?;
                 if as_root {
-                    fchownat(&parent_fd, name, Some(Uid::from_raw(entry.uid)), Some(Gid::from_raw(entry.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                    fchownat(
+                        &parent_fd,
+                        name,
+                        Some(Uid::from_raw(entry.uid)),
+                        Some(Gid::from_raw(entry.gid)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| with_path(e.into(), &entry.path))?;
                 }
             }
             Kind::Device { major, minor } => {
@@ -58,15 +64,27 @@ pub fn materialize(root: &Path, manifest: &Manifest, hashes: &ContentHashes, blo
                     let dev = nix::sys::stat::makedev(u64::from(*major), u64::from(*minor));
                     nix::sys::stat::mknodat(&parent_fd, name, nix::sys::stat::SFlag::S_IFCHR, Mode::from_bits_truncate(entry.mode), dev)
                         .map_err(|e| with_path(e.into(), &entry.path))?;
-                    fchownat(&parent_fd, name, Some(Uid::from_raw(entry.uid)), Some(Gid::from_raw(entry.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                    fchownat(
+                        &parent_fd,
+                        name,
+                        Some(Uid::from_raw(entry.uid)),
+                        Some(Gid::from_raw(entry.gid)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| with_path(e.into(), &entry.path))?;
                     // mknod applies the umask: set the mode exactly.
-                    nix::sys::stat::fchmodat(&parent_fd, name, Mode::from_bits_truncate(entry.mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
-                        .map_err(|e| with_path(e.into(), &entry.path))?;
+                    nix::sys::stat::fchmodat(
+                        &parent_fd,
+                        name,
+                        Mode::from_bits_truncate(entry.mode),
+                        nix::sys::stat::FchmodatFlags::FollowSymlink,
+                    )
+                    .map_err(|e| with_path(e.into(), &entry.path))?;
                 }
             }
             Kind::File { .. } | Kind::Inline { .. } => {
-                let hash = hashes.get(&entry.path).ok_or_else(|| io::Error::other(format!("no content hash for {}", entry.path.display())))?;
+                let hash =
+                    hashes.get(&entry.path).ok_or_else(|| io::Error::other(format!("no content hash for {}", entry.path.display())))?;
                 let blob = blobs.get(entry, hash)?;
                 place_file(&parent_fd, name, &blob, entry, content, as_root).map_err(|e| with_path(e, &entry.path))?;
             }
@@ -111,7 +129,7 @@ fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 /// leaving `root`.
 fn open_beneath(root: &OwnedFd, relative: &Path) -> io::Result<OwnedFd> {
     if relative.as_os_str().is_empty() {
-        return Ok(root.try_clone()?);
+        return root.try_clone();
     }
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)

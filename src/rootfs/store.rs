@@ -87,7 +87,14 @@ impl Store {
 
     /// Build the manifest's tree, or reuse the one already stored under its digest.
     /// `hashes` come from `hash_contents`; `started` is when the whole build began.
-    pub fn build(&self, name: &str, manifest: &Manifest, hashes: &ContentHashes, started: Instant, progress: &indicatif::ProgressBar) -> io::Result<Built> {
+    pub fn build(
+        &self,
+        name: &str,
+        manifest: &Manifest,
+        hashes: &ContentHashes,
+        started: Instant,
+        progress: &indicatif::ProgressBar,
+    ) -> io::Result<Built> {
         let digest = digest::digest(manifest, hashes);
         let path = self.tree(&digest);
         let mut reused = path.is_dir();
@@ -126,7 +133,10 @@ impl Store {
         match fs::read_dir(out) {
             Ok(mut entries) => {
                 if entries.next().is_some() {
-                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} is not empty; give a new or empty directory", out.display())));
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{} is not empty; give a new or empty directory", out.display()),
+                    ));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(out)?,

@@ -176,10 +176,7 @@ fn this_machine_is_hybrid_with_every_limit_on_v1() {
         placement(&placements, Limit::Memory).limit_file.as_deref(),
         Some(memory.own_path.as_ref().unwrap().join("sandbox-x/memory.limit_in_bytes").as_path())
     );
-    assert_eq!(
-        placement(&placements, Limit::Cpu).child.as_deref(),
-        Some(tmp.path().join("sys/fs/cgroup/cpu/sandbox-x").as_path())
-    );
+    assert_eq!(placement(&placements, Limit::Cpu).child.as_deref(), Some(tmp.path().join("sys/fs/cgroup/cpu/sandbox-x").as_path()));
 }
 
 #[test]
@@ -190,10 +187,7 @@ fn v1_with_cpu_and_cpuacct_co_mounted_shares_one_hierarchy() {
     assert_eq!(hierarchies["cpu"], hierarchies["cpuacct"]);
     assert_eq!(hierarchies["net_cls"], hierarchies["net_prio"]);
     assert_eq!(hierarchies["cpu"].mount, tmp.path().join("sys/fs/cgroup/cpu,cpuacct"));
-    assert_eq!(
-        hierarchies["cpu"].own_path.as_deref(),
-        Some(tmp.path().join("sys/fs/cgroup/cpu,cpuacct/user.slice").as_path())
-    );
+    assert_eq!(hierarchies["cpu"].own_path.as_deref(), Some(tmp.path().join("sys/fs/cgroup/cpu,cpuacct/user.slice").as_path()));
     // cpu,cpuacct counted once; also systemd, memory, pids, net_cls,net_prio.
     assert_eq!(layout.v1_hierarchies().len(), 5);
 

@@ -34,13 +34,7 @@ struct FakeKernel {
 
 impl FakeKernel {
     fn new(root: &Path, templates: Vec<(PathBuf, Files)>) -> FakeKernel {
-        FakeKernel {
-            root: root.to_path_buf(),
-            templates,
-            alive: Mutex::default(),
-            immortal: BTreeSet::new(),
-            killed: Mutex::default(),
-        }
+        FakeKernel { root: root.to_path_buf(), templates, alive: Mutex::default(), immortal: BTreeSet::new(), killed: Mutex::default() }
     }
 
     fn killed(&self) -> BTreeSet<i32> {
@@ -53,8 +47,7 @@ impl FakeKernel {
         for cgroup in cgroup_tree(&self.root).unwrap() {
             let procs = cgroup.join("cgroup.procs");
             if let Ok(text) = fs::read_to_string(&procs) {
-                let kept: String =
-                    text.lines().filter(|l| l.trim() != pid.to_string()).map(|l| format!("{l}\n")).collect();
+                let kept: String = text.lines().filter(|l| l.trim() != pid.to_string()).map(|l| format!("{l}\n")).collect();
                 fs::write(&procs, kept).unwrap();
             }
         }
@@ -64,8 +57,7 @@ impl FakeKernel {
 impl Kernel for FakeKernel {
     fn mkdir(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir(dir)?;
-        let (_, files) =
-            self.templates.iter().find(|(mount, _)| dir.starts_with(mount)).expect("a template for the mount");
+        let (_, files) = self.templates.iter().find(|(mount, _)| dir.starts_with(mount)).expect("a template for the mount");
         for (name, content) in files {
             fs::write(dir.join(name), content)?;
         }
@@ -136,10 +128,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<String>> {
 }
 
 /// The files whose content changed between two snapshots, with the new content.
-fn changed_files(
-    before: &BTreeMap<PathBuf, Option<String>>,
-    after: &BTreeMap<PathBuf, Option<String>>,
-) -> BTreeMap<PathBuf, String> {
+fn changed_files(before: &BTreeMap<PathBuf, Option<String>>, after: &BTreeMap<PathBuf, Option<String>>) -> BTreeMap<PathBuf, String> {
     after
         .iter()
         .filter(|(path, content)| content.is_some() && before.get(*path) != Some(content))
@@ -209,11 +198,7 @@ fn v2_tree(controllers: &str, subtree_control: &str, procs: &str, swap: bool, ki
     let own = mount.join(V2_OWN);
     let mut own_files = v2_child_files(swap, kill);
     own_files.retain(|(name, _)| !["cgroup.procs", "cgroup.subtree_control"].contains(name));
-    own_files.extend([
-        ("cgroup.controllers", controllers),
-        ("cgroup.subtree_control", subtree_control),
-        ("cgroup.procs", procs),
-    ]);
+    own_files.extend([("cgroup.controllers", controllers), ("cgroup.subtree_control", subtree_control), ("cgroup.procs", procs)]);
     make_cgroup(&own, &own_files);
     let sibling = own.with_file_name("other.service");
     make_cgroup(&sibling, &[("cgroup.procs", "777\n"), ("memory.max", "max\n"), ("cgroup.kill", "")]);
@@ -320,14 +305,9 @@ fn v2_a_parent_with_processes_is_refused_plainly_and_nothing_is_touched() {
 #[test]
 fn v2_missing_controller_and_no_delegation_are_refused_with_a_fix() {
     let tree = v2_tree("pids\n", "pids\n", "", true, true);
-    let problems = manager_with(&tree.layout, "run-42", &LIMITS, &AllowAll, tree.kernel.clone())
-        .err()
-        .expect("memory and cpu missing");
+    let problems = manager_with(&tree.layout, "run-42", &LIMITS, &AllowAll, tree.kernel.clone()).err().expect("memory and cpu missing");
     let kinds: Vec<_> = problems.iter().map(|p| (p.limit, p.kind)).collect();
-    assert_eq!(
-        kinds,
-        [(Limit::Memory, Some(ProblemKind::ControllerMissing)), (Limit::Cpu, Some(ProblemKind::ControllerMissing))]
-    );
+    assert_eq!(kinds, [(Limit::Memory, Some(ProblemKind::ControllerMissing)), (Limit::Cpu, Some(ProblemKind::ControllerMissing))]);
 
     let tree = delegated_v2();
     let problems = manager_with(&tree.layout, "run-42", &LIMITS, &DenyAll, tree.kernel.clone()).err().unwrap();
@@ -441,13 +421,7 @@ fn v1_memory_files(memsw: bool) -> Files {
 }
 
 fn v1_cpu_files() -> Files {
-    vec![
-        ("cgroup.procs", ""),
-        ("tasks", ""),
-        ("cpu.cfs_period_us", "100000\n"),
-        ("cpu.cfs_quota_us", "-1\n"),
-        ("cpuacct.usage", "0\n"),
-    ]
+    vec![("cgroup.procs", ""), ("tasks", ""), ("cpu.cfs_period_us", "100000\n"), ("cpu.cfs_quota_us", "-1\n"), ("cpuacct.usage", "0\n")]
 }
 
 fn v1_pids_files() -> Files {
@@ -514,8 +488,7 @@ fn v1_writes_each_limit_in_its_own_hierarchy() {
     let before = snapshot(tree.tmp.path());
     manager.create().unwrap();
     let created = snapshot(tree.tmp.path());
-    let new_dirs: Vec<&PathBuf> =
-        created.keys().filter(|p| !before.contains_key(*p) && created[*p].is_none()).collect();
+    let new_dirs: Vec<&PathBuf> = created.keys().filter(|p| !before.contains_key(*p) && created[*p].is_none()).collect();
     assert_eq!(new_dirs, [&cpu, &memory, &pids], "one directory per hierarchy, nowhere else (sorted)");
     assert!(outside(&changed_files(&before, &created), &manager.dirs()).is_empty());
 
@@ -630,10 +603,7 @@ fn v1_stats_come_from_each_controllers_hierarchy() {
     fs::write(memory.join("memory.failcnt"), "12\n").unwrap();
     fs::write(memory.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
     fs::write(tree.pids_own.join("sandbox-run-42/pids.current"), "5\n").unwrap();
-    assert_eq!(
-        manager.stats(),
-        Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12) }
-    );
+    assert_eq!(manager.stats(), Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12) });
 }
 
 #[test]
@@ -668,16 +638,9 @@ fn a_name_with_a_slash_is_refused() {
 fn owner_pid_reads_run_names_only() {
     assert_eq!(owner_pid("sandbox-run-123"), Some(123));
     assert_eq!(owner_pid("sandbox-run-123-x7f"), Some(123));
-    for not_a_run in [
-        "sandbox-lab1",
-        "sandbox-run-",
-        "sandbox-run-x",
-        "sandbox-run-12x",
-        "sandbox-run-0",
-        "run-123",
-        "other-run-1",
-        "sandbox-run--1",
-    ] {
+    for not_a_run in
+        ["sandbox-lab1", "sandbox-run-", "sandbox-run-x", "sandbox-run-12x", "sandbox-run-0", "run-123", "other-run-1", "sandbox-run--1"]
+    {
         assert_eq!(owner_pid(not_a_run), None, "{not_a_run}");
     }
     let name = run_name("ab12");

@@ -38,10 +38,7 @@ impl V1Manager {
             Limit::Pids => limits.pids.map_or_else(Vec::new, |n| vec![(file("pids.max"), n.to_string())]),
             Limit::Cpu => limits.cpu.and_then(cpu_quota).map_or_else(Vec::new, |quota| {
                 // The period first: the quota is checked against it.
-                vec![
-                    (file("cpu.cfs_period_us"), CPU_PERIOD_US.to_string()),
-                    (file("cpu.cfs_quota_us"), quota.to_string()),
-                ]
+                vec![(file("cpu.cfs_period_us"), CPU_PERIOD_US.to_string()), (file("cpu.cfs_quota_us"), quota.to_string())]
             }),
         }
     }

@@ -26,8 +26,7 @@ impl V2Manager {
 
     /// `+memory +pids` for the controllers the parent does not hand down yet.
     fn enabling(&self) -> Option<Write> {
-        let wanted: Vec<String> =
-            self.slots.iter().filter(|s| s.needs_enabling).map(|s| format!("+{}", s.limit.controller())).collect();
+        let wanted: Vec<String> = self.slots.iter().filter(|s| s.needs_enabling).map(|s| format!("+{}", s.limit.controller())).collect();
         (!wanted.is_empty()).then(|| (self.parent.join("cgroup.subtree_control"), wanted.join(" ")))
     }
 
@@ -44,10 +43,9 @@ impl V2Manager {
                 writes
             }),
             Limit::Pids => limits.pids.map_or_else(Vec::new, |n| vec![(file("pids.max"), n.to_string())]),
-            Limit::Cpu => limits
-                .cpu
-                .and_then(cpu_quota)
-                .map_or_else(Vec::new, |quota| vec![(file("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))]),
+            Limit::Cpu => {
+                limits.cpu.and_then(cpu_quota).map_or_else(Vec::new, |quota| vec![(file("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))])
+            }
         }
     }
 
