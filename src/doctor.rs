@@ -130,6 +130,27 @@ pub fn report() -> Report {
     }
 }
 
+/// The probes: small plans run by the executor (see `isolate::probe`).
+mod probe {
+    pub use crate::isolate::probe::{Outcome, mount_setattr_errno};
+
+    /// A user namespace with a one-id map, as this user or, from root, as `as_user`.
+    pub fn user_namespace(as_user: Option<u32>, host: &super::Host) -> Outcome {
+        let (uid, gid) = as_user.map(|id| (id, id)).unwrap_or((host.euid, host.egid));
+        crate::isolate::probe::run(&crate::plan::probe_user_namespace(as_user, uid, gid))
+    }
+
+    /// What the namespace mode does to enter a rootfs, on a tmpfs in a fresh
+    /// temporary directory (the child's mounts end with it; the directory is removed).
+    pub fn mount_and_pivot_root(is_root: bool, uid: u32, gid: u32) -> Outcome {
+        let dir = match tempfile::Builder::new().prefix("sandbox-doctor-").tempdir() {
+            Ok(dir) => dir,
+            Err(e) => return Outcome::NotRun(format!("no temporary directory: {e}")),
+        };
+        crate::isolate::probe::run(&crate::plan::probe_mount_namespace(dir.path(), is_root, uid, gid))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Facts about this process and kernel, read once
 
@@ -340,7 +361,7 @@ fn user_namespaces(host: &Host) -> Check {
         return check(Status::Ok, "supported by the kernel (by its settings; not probed as root)".into())
             .found(format!("not probed as root: running as uid {}; the next check probes as this user", host.euid));
     }
-    let outcome = probe::user_namespace(None);
+    let outcome = probe::user_namespace(None, host);
     let (status, summary) = match &outcome {
         probe::Outcome::Passed(_) => (Status::Ok, "available to root (probed)".to_owned()),
         probe::Outcome::Failed { setup: false, .. } => (Status::Missing, "root cannot create a user namespace".to_owned()),
@@ -358,7 +379,7 @@ fn unprivileged_user_namespaces(host: &Host) -> Check {
     let apparmor = read_number(APPARMOR_RESTRICT_USERNS);
     let max = read_number(MAX_USER_NS);
     let who = if host.is_root() { format!("uid {NOBODY} (nobody)") } else { format!("uid {} (you)", host.euid) };
-    let outcome = if host.is_root() { probe::user_namespace(Some(NOBODY)) } else { probe::user_namespace(None) };
+    let outcome = if host.is_root() { probe::user_namespace(Some(NOBODY), host) } else { probe::user_namespace(None, host) };
     let (status, summary) = match &outcome {
         probe::Outcome::Passed(_) => (Status::Ok, format!("available to users (probed as {who})")),
         probe::Outcome::Failed { setup: false, .. } => (Status::Missing, "users cannot create user namespaces".to_owned()),
@@ -840,271 +861,6 @@ fn render_summary(report: &Report, out: &mut dyn WriteColor) -> io::Result<()> {
 
 // ---------------------------------------------------------------------------
 // Probes in a child process
-
-mod probe {
-    //! Each probe runs its steps in a forked child. The child only makes system
-    //! calls prepared by the parent (no allocation, no locks: the parent may be
-    //! multi-threaded), writes the outcome to a pipe and `_exit`s: it never
-    //! returns into the caller's code. The parent reaps it. Whatever the child
-    //! created (namespaces, mounts) dies with it.
-
-    use std::ffi::CString;
-    use std::fmt;
-    use std::io::Read;
-    use std::os::fd::{AsRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::Path;
-
-    use nix::errno::Errno;
-    use nix::sys::wait::{WaitStatus, waitpid};
-    use nix::unistd::{ForkResult, Pid};
-
-    type Call = Box<dyn Fn() -> Result<(), i32>>;
-
-    /// One system call of a probe.
-    pub struct Step {
-        /// The shell equivalent, for the report.
-        label: &'static str,
-        /// Preparation (becoming another user) rather than the thing tested: its
-        /// failure means "not tested", not "missing".
-        setup: bool,
-        call: Call,
-    }
-
-    fn step(label: &'static str, call: impl Fn() -> Result<(), i32> + 'static) -> Step {
-        Step { label, setup: false, call: Box::new(call) }
-    }
-
-    fn setup(label: &'static str, call: impl Fn() -> Result<(), i32> + 'static) -> Step {
-        Step { label, setup: true, call: Box::new(call) }
-    }
-
-    /// How a probe ended.
-    pub enum Outcome {
-        Passed(Vec<&'static str>),
-        Failed {
-            label: &'static str,
-            setup: bool,
-            errno: i32,
-        },
-        /// It could not run, or the child died without reporting.
-        NotRun(String),
-    }
-
-    impl fmt::Display for Outcome {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self {
-                Outcome::Passed(labels) => write!(f, "passed: {}", labels.join(" → ")),
-                Outcome::Failed { label, setup, errno } => {
-                    let errno = Errno::from_raw(*errno);
-                    let role = if *setup { " (preparation, so not tested)" } else { "" };
-                    write!(f, "`{label}` failed{role}: {errno:?} ({})", errno.desc())
-                }
-                Outcome::NotRun(why) => write!(f, "not run: {why}"),
-            }
-        }
-    }
-
-    /// unshare(CLONE_NEWUSER) and a uid/gid map of one id, as the current user
-    /// (`as_user` None) or, from root, as `as_user` without any privilege.
-    pub fn user_namespace(as_user: Option<u32>) -> Outcome {
-        let (uid, gid) = match as_user {
-            Some(id) => (id, id),
-            None => (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()),
-        };
-        let mut steps = Vec::new();
-        if let Some(id) = as_user {
-            steps.extend(drop_to(id));
-        }
-        steps.push(step("unshare --user", || check(unsafe { libc::unshare(libc::CLONE_NEWUSER) })));
-        steps.extend(write_id_maps(uid, gid));
-        run(steps)
-    }
-
-    /// What the namespace mode does to enter a rootfs, on a tmpfs in a fresh
-    /// temporary directory: a new mount namespace (inside a new user namespace
-    /// without root), private propagation, mount, pivot_root, detach the old root.
-    pub fn mount_and_pivot_root(is_root: bool, uid: u32, gid: u32) -> Outcome {
-        let dir = match tempfile::Builder::new().prefix("sandbox-doctor-").tempdir() {
-            Ok(dir) => dir,
-            Err(e) => return Outcome::NotRun(format!("no temporary directory: {e}")),
-        };
-        let (Some(new_root), Some(put_old)) = (c_path(dir.path()), c_path(&dir.path().join("old"))) else {
-            return Outcome::NotRun("temporary directory path contains a NUL byte".into());
-        };
-        let mut steps = Vec::new();
-        if is_root {
-            steps.push(step("unshare --mount", || check(unsafe { libc::unshare(libc::CLONE_NEWNS) })));
-        } else {
-            let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS;
-            steps.push(step("unshare --user --mount", move || check(unsafe { libc::unshare(flags) })));
-            steps.extend(write_id_maps(uid, gid));
-        }
-        steps.extend(enter_tmpfs_root(new_root, put_old));
-        // `dir` outlives the child; it is removed (empty, as the host sees it) on return.
-        run(steps)
-    }
-
-    fn enter_tmpfs_root(new_root: CString, put_old: CString) -> Vec<Step> {
-        let (root_for_mount, root_for_pivot) = (new_root.clone(), new_root);
-        let (old_for_mkdir, old_for_pivot) = (put_old.clone(), put_old);
-        vec![
-            step("mount --make-rprivate /", || {
-                let flags = libc::MS_REC | libc::MS_PRIVATE;
-                check(unsafe { libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) })
-            }),
-            step("mount -t tmpfs tmpfs DIR", move || {
-                let flags = libc::MS_NOSUID | libc::MS_NODEV;
-                let data = c"size=1m,mode=0755";
-                check(unsafe { libc::mount(c"tmpfs".as_ptr(), root_for_mount.as_ptr(), c"tmpfs".as_ptr(), flags, data.as_ptr().cast()) })
-            }),
-            step("mkdir DIR/old", move || check(unsafe { libc::mkdir(old_for_mkdir.as_ptr(), 0o700) })),
-            step("pivot_root DIR DIR/old", move || {
-                check_long(unsafe { libc::syscall(libc::SYS_pivot_root, root_for_pivot.as_ptr(), old_for_pivot.as_ptr()) })
-            }),
-            step("cd /", || check(unsafe { libc::chdir(c"/".as_ptr()) })),
-            step("umount -l /old", || check(unsafe { libc::umount2(c"/old".as_ptr(), libc::MNT_DETACH) })),
-        ]
-    }
-
-    /// Drops every privilege of root: no groups, then gid and uid `id`.
-    fn drop_to(id: u32) -> Vec<Step> {
-        vec![
-            setup("setgroups []", || check(unsafe { libc::setgroups(0, std::ptr::null()) })),
-            setup("setgid nobody", move || check(unsafe { libc::setgid(id) })),
-            setup("setuid nobody", move || check(unsafe { libc::setuid(id) })),
-            // Changing uid makes a process non-dumpable, which gives its /proc/self
-            // files to root; the id maps could then not be written.
-            setup("prctl PR_SET_DUMPABLE 1", || check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) })),
-        ]
-    }
-
-    /// Maps root in the new user namespace to `uid`/`gid` outside, as a
-    /// process without privilege may (setgroups must be denied first).
-    fn write_id_maps(uid: u32, gid: u32) -> Vec<Step> {
-        let uid_map = format!("0 {uid} 1\n").into_bytes();
-        let gid_map = format!("0 {gid} 1\n").into_bytes();
-        vec![
-            step("echo deny > /proc/self/setgroups", || write_file(c"/proc/self/setgroups", b"deny")),
-            step("write /proc/self/uid_map", move || write_file(c"/proc/self/uid_map", &uid_map)),
-            step("write /proc/self/gid_map", move || write_file(c"/proc/self/gid_map", &gid_map)),
-        ]
-    }
-
-    /// The errno of a deliberately invalid mount_setattr(2) call (size 0):
-    /// EINVAL when the call exists, ENOSYS when it does not. It changes nothing.
-    pub fn mount_setattr_errno() -> i32 {
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                -1 as libc::c_long,
-                c"".as_ptr(),
-                0 as libc::c_long,
-                std::ptr::null_mut::<libc::c_void>(),
-                0 as libc::c_long,
-            )
-        };
-        if ret < 0 { Errno::last_raw() } else { 0 }
-    }
-
-    fn c_path(path: &Path) -> Option<CString> {
-        CString::new(path.as_os_str().as_bytes()).ok()
-    }
-
-    fn check(ret: libc::c_int) -> Result<(), i32> {
-        if ret < 0 { Err(Errno::last_raw()) } else { Ok(()) }
-    }
-
-    fn check_long(ret: libc::c_long) -> Result<(), i32> {
-        if ret < 0 { Err(Errno::last_raw()) } else { Ok(()) }
-    }
-
-    fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        check(fd)?;
-        let written = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        let result = match usize::try_from(written) {
-            Ok(n) if n == data.len() => Ok(()),
-            Ok(_) => Err(libc::EIO),
-            Err(_) => Err(Errno::last_raw()),
-        };
-        unsafe { libc::close(fd) };
-        result
-    }
-
-    /// Runs `steps` in a forked child and returns how far it got.
-    fn run(steps: Vec<Step>) -> Outcome {
-        // CLOEXEC: a process another thread spawns meanwhile must not inherit
-        // the write end, or the read below would wait for that process too.
-        let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(ends) => ends,
-            Err(e) => return Outcome::NotRun(format!("pipe: {}", e.desc())),
-        };
-        // SAFETY: the child runs only the prepared steps (system calls, no
-        // allocation) and leaves through `_exit`.
-        match unsafe { nix::unistd::fork() } {
-            Ok(ForkResult::Child) => child(&steps, &write_end),
-            Ok(ForkResult::Parent { child }) => {
-                drop(write_end);
-                let report = read_report(read_end);
-                let status = reap(child);
-                decode(&steps, report, status)
-            }
-            Err(e) => Outcome::NotRun(format!("fork: {}", e.desc())),
-        }
-    }
-
-    /// The child's whole life: run the steps, report `[failed step + 1 or 0, errno]`, `_exit`.
-    fn child(steps: &[Step], report: &OwnedFd) -> ! {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| first_failure(steps)));
-        let (index, errno) = result.unwrap_or((-1, 0));
-        let mut message = [0u8; 8];
-        message[..4].copy_from_slice(&index.to_ne_bytes());
-        message[4..].copy_from_slice(&errno.to_ne_bytes());
-        unsafe {
-            libc::write(report.as_raw_fd(), message.as_ptr().cast(), message.len());
-            libc::_exit(0)
-        }
-    }
-
-    fn first_failure(steps: &[Step]) -> (i32, i32) {
-        for (i, step) in steps.iter().enumerate() {
-            if let Err(errno) = (step.call)() {
-                return (i32::try_from(i + 1).unwrap_or(i32::MAX), errno);
-            }
-        }
-        (0, 0)
-    }
-
-    fn read_report(read_end: OwnedFd) -> Option<(i32, i32)> {
-        let mut message = [0u8; 8];
-        std::fs::File::from(read_end).read_exact(&mut message).ok()?;
-        let index = i32::from_ne_bytes(message[..4].try_into().ok()?);
-        let errno = i32::from_ne_bytes(message[4..].try_into().ok()?);
-        Some((index, errno))
-    }
-
-    fn reap(child: Pid) -> Option<WaitStatus> {
-        loop {
-            match waitpid(child, None) {
-                Err(Errno::EINTR) => continue,
-                other => return other.ok(),
-            }
-        }
-    }
-
-    fn decode(steps: &[Step], report: Option<(i32, i32)>, status: Option<WaitStatus>) -> Outcome {
-        match report {
-            Some((0, _)) => Outcome::Passed(steps.iter().map(|s| s.label).collect()),
-            Some((index, errno)) if index > 0 => match steps.get(index as usize - 1) {
-                Some(step) => Outcome::Failed { label: step.label, setup: step.setup, errno },
-                None => Outcome::NotRun("the child reported an unknown step".into()),
-            },
-            Some(_) => Outcome::NotRun("the probe panicked in the child".into()),
-            None => Outcome::NotRun(format!("the child died without reporting ({status:?})")),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::{self, CgroupManager};
-use crate::plan::{self, CgroupWrite, IdMapping, Input, Plan};
+use crate::plan::{self, CgroupPlan, CgroupWrite, IdMapping, Input, Plan};
 use crate::profile::{Mode, Profile};
 
 /// Host ids of sandboxes start here: far above any real user, below the
@@ -36,12 +36,15 @@ pub struct Request<'a> {
     /// (so the files its students wrote keep their owners).
     pub layer: Option<crate::plan::Layer>,
     pub id_base: Option<u32>,
+    /// A one-off run: a writable throwaway layer over the rootfs (see `Input::throwaway`).
+    pub throwaway: bool,
 }
 
 pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let profile = request.profile;
     let mut warnings = Vec::new();
     let root = nix::unistd::geteuid().is_root();
+    let idmapped = root && idmapped_mounts_supported();
     let (ids, lease) = if request.dry_run {
         (IdMapping::Range { host_base: ID_BASE }, None)
     } else if let (true, Some(base)) = (root, request.id_base) {
@@ -69,13 +72,18 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     if request.mode == Mode::Chroot && wants_limits {
         warnings.push("chroot mode applies no [limits]: use --mode namespace for memory, pids and cpu limits".into());
     }
-    let (cgroup_dirs, cgroup_writes, cgroup_procs) = match &manager {
-        Some(m) => (
-            m.dirs(),
-            m.planned_enabling().into_iter().chain(m.planned_writes(&limits)).map(|(file, value)| CgroupWrite { file, value }).collect(),
-            m.procs_files(),
-        ),
-        None => (Vec::new(), Vec::new(), Vec::new()),
+    let write = |(file, value)| CgroupWrite { file, value };
+    let cgroup = match &manager {
+        Some(m) => CgroupPlan {
+            dirs: m.dirs(),
+            enable: m.planned_enabling().into_iter().map(write).next(),
+            writes: m.planned_writes(&limits).into_iter().map(write).collect(),
+            procs: m.procs_files(),
+            // The cgroup v2 work fills these two (CLONE_INTO_CGROUP, the supervisor's leaf).
+            clone_into: None,
+            supervisor_leaf: None,
+        },
+        None => CgroupPlan::default(),
     };
     let input = Input {
         profile,
@@ -84,13 +92,12 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
         command: request.command.clone(),
         term: std::env::var("TERM").ok(),
         ids,
-        idmapped: root && idmapped_mounts_supported(),
-        cgroup_dirs,
-        cgroup_writes,
-        cgroup_procs,
+        idmapped,
+        cgroup,
         layer: request.layer.clone(),
+        throwaway: request.throwaway,
     };
-    if root && request.mode == Mode::Namespace && !idmapped_mounts_supported() {
+    if root && request.mode == Mode::Namespace && !idmapped {
         warnings.push(
             "this kernel has no idmapped mounts (Linux 5.12+): inside, the rootfs's files show as owned by nobody; they stay read-only and usable".into(),
         );

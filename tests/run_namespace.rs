@@ -382,3 +382,196 @@ fn an_unprivileged_user_runs_rootless() {
     assert_eq!(lines[2], "4", "init, bash, ps and wc only: {text}");
     assert!(stderr(&output).contains("will not be applied"), "it says plainly that the limits are not applied: {}", stderr(&output));
 }
+
+// ----- terminals: the sandbox never holds a host terminal (issue 12 item 14) -------------------
+
+/// A pty the test owns, standing for the teacher's terminal.
+struct HostTerminal {
+    master: fs::File,
+    slave: std::os::fd::OwnedFd,
+}
+
+impl HostTerminal {
+    fn new(rows: u16, cols: u16) -> HostTerminal {
+        let size = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        HostTerminal { master: fs::File::from(pty.master), slave: pty.slave }
+    }
+
+    fn stdio(&self) -> Stdio {
+        Stdio::from(self.slave.try_clone().unwrap())
+    }
+
+    fn size(&self) -> (u16, u16) {
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ fills the struct we own.
+        assert_eq!(unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::TIOCGWINSZ, &mut size) }, 0);
+        (size.ws_row, size.ws_col)
+    }
+
+    fn canonical(&self) -> bool {
+        nix::sys::termios::tcgetattr(&self.slave).unwrap().local_flags.contains(nix::sys::termios::LocalFlags::ICANON)
+    }
+
+    /// Everything the terminal shows until `needle`, or a failure after 20 s.
+    fn read_until(&mut self, needle: &str) -> String {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let start = Instant::now();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            assert!(start.elapsed() < Duration::from_secs(20), "never saw {needle:?} in {seen:?}");
+            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+                continue;
+            }
+            match self.master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    }
+}
+
+/// What a program inside does to "its" terminal: a tiny window, raw mode.
+const TERMINAL_GRAB: &str = "import fcntl, os, struct, sys, termios, tty
+fd = 1
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 5, 17, 0, 0))
+tty.setraw(fd)
+print('stdin', os.readlink('/proc/self/fd/0'), 'tty', os.isatty(1), flush=True)";
+
+#[test]
+fn stdout_on_a_terminal_gets_a_pty_of_its_own_and_stdin_stays_what_it_was() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let mut host = HostTerminal::new(40, 100);
+    let child = sandbox()
+        .arg("run")
+        .arg(profile_path("run.toml"))
+        .args(["--", "python3", "-c", TERMINAL_GRAB])
+        .stdin(Stdio::null())
+        .stdout(host.stdio())
+        .stderr(host.stdio())
+        .spawn()
+        .unwrap();
+    let seen = host.read_until("tty True");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{seen}");
+    assert!(seen.contains("stdin /dev/null"), "stdin is not a terminal, so it stays as it was: {seen}");
+    // The program changed its own pty, never the host's terminal.
+    assert_eq!(host.size(), (40, 100), "the host terminal's size changed: {seen}");
+    assert!(host.canonical(), "the host terminal was left in raw mode: {seen}");
+}
+
+#[test]
+fn explain_step_gives_the_command_its_own_pty_and_q_or_ctrl_c_leave_cleanly() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    use std::io::Write;
+    // Enter at every pause, then the command runs on its own pty.
+    let mut host = HostTerminal::new(40, 100);
+    let mut child = sandbox()
+        .args(["explain", "--step", "--lang", "en"])
+        .arg(profile_path("run.toml"))
+        .args(["--", "python3", "-c", TERMINAL_GRAB])
+        .stdin(host.stdio())
+        .stdout(host.stdio())
+        .stderr(host.stdio())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("tty True") {
+        seen.push_str(&host.read_until("]"));
+        if seen.contains("tty True") {
+            break;
+        }
+        host.master.write_all(b"\n").unwrap();
+        assert!(seen.matches("Press Enter").count() < 200, "{seen}");
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{seen}");
+    assert_eq!(host.size(), (40, 100), "the host terminal's size changed");
+    assert!(host.canonical(), "the host terminal was left changed");
+
+    // q at the first pause, and Ctrl-C at the third: step mode ends, nothing is left.
+    for (key, after, code) in [(b'q', 0, 0), (0x03u8, 2, 130)] {
+        let mut host = HostTerminal::new(24, 80);
+        let mut child = sandbox()
+            .args(["explain", "--step", "--lang", "en"])
+            .arg(profile_path("run.toml"))
+            .args(["--", "/bin/true"])
+            .stdin(host.stdio())
+            .stdout(host.stdio())
+            .stderr(host.stdio())
+            .spawn()
+            .unwrap();
+        for _ in 0..after {
+            host.read_until("Press Enter");
+            host.master.write_all(b"\n").unwrap();
+        }
+        host.read_until("Press Enter");
+        host.master.write_all(&[key]).unwrap();
+        let seen = host.read_until("Left step mode");
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{seen}");
+        assert!(cgroups_of(child.id()).is_empty(), "a cgroup is left: {:?}", cgroups_of(child.id()));
+    }
+}
+
+// ----- [[mounts]] readonly = true holds for every mount below (issue 12 item 13) ----------------
+
+#[test]
+fn a_readonly_mount_is_readonly_all_the_way_down() {
+    if !need_root("mounts") {
+        return;
+    }
+    let shared = tempfile::tempdir().unwrap();
+    fs::create_dir(shared.path().join("sub")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let profile = work.path().join("ro.toml");
+    fs::write(
+        &profile,
+        format!(
+            "name = \"ro\"\nextends = \"{}\"\n[[mounts]]\nsource = \"{}\"\ntarget = \"/shared\"\nreadonly = true\n",
+            profile_path("runroot.toml").display(),
+            shared.path().display()
+        ),
+    )
+    .unwrap();
+    // A mount below the shared directory, in a mount namespace of the test's own (gone with it).
+    let script = "touch /shared/top 2>&1; touch /shared/sub/below 2>&1; echo checked";
+    let output = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!("mount -t tmpfs below {}/sub && exec \"$0\" run \"$1\" -- /bin/sh -c \"$2\"", shared.path().display()))
+        .arg(env!("CARGO_BIN_EXE_sandbox"))
+        .arg(&profile)
+        .arg(script)
+        .env("SANDBOX_HOME", shared_home())
+        .stdin(Stdio::null()));
+    let text = stdout(&output);
+    assert!(text.contains("checked"), "{text}{}", stderr(&output));
+    assert_eq!(text.matches("Read-only file system").count(), 2, "both the mount and the one below are read-only: {text}");
+    assert!(!shared.path().join("top").exists());
+}
+
+// ----- a one-off run writes into a throwaway layer ----------------------------------------------
+
+#[test]
+fn a_one_off_run_can_write_its_home_and_leaves_nothing() {
+    if !need_root("namespace mode with an id range") {
+        return;
+    }
+    let text = inside(
+        "run.toml",
+        "mkdir -p ~/.local/lib && echo kept > ~/.local/lib/x && cat ~/.local/lib/x; touch /etc/x 2>&1 | grep -c Permission",
+    );
+    // The home is writable; the image's own files keep their owners (root's /etc is not the student's).
+    assert_eq!(text, "kept\n1\n");
+    // The next run starts from the image again.
+    assert_eq!(inside("run.toml", "test -e ~/.local/lib/x && echo still-there; echo fresh"), "fresh\n");
+    assert!(store_mounts().is_empty(), "mounts leaked: {:?}", store_mounts());
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::output::{Failure, Stream, stream};
 use crate::explain::{Catalog, Lang, Narrator, equivalents, render, story};
-use crate::isolate::{self, Event};
+use crate::isolate::{self, Event, Pause};
 use crate::profile::Mode;
 
 pub struct Args {
@@ -96,8 +96,10 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
             let _ = narrator.failure(event, &isolate::hints::fix(&event.id, event.errno));
         }
     };
+    // Why step mode was left: q, or Ctrl-C (130 as an interrupted command).
+    let left_with = std::cell::Cell::new(None::<Key>);
     let mut pause = |index: usize, init: Option<i32>| {
-        let Some(step) = plan.steps.get(index) else { return };
+        let Some(step) = plan.steps.get(index) else { return Pause::Go };
         let mut out = stream(Stream::Stdout);
         let mut narrator = Narrator { out: &mut out, catalog: &catalog, width, total };
         announced.borrow_mut()[index] = true;
@@ -107,11 +109,24 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
         }
         let _ = write!(out, "  [{}] ", catalog.text("press_enter"));
         let _ = out.flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
+        let key = read_key();
+        let _ = writeln!(out);
+        match key {
+            Key::Next => Pause::Go,
+            quit => {
+                left_with.set(Some(quit));
+                Pause::Quit
+            }
+        }
     };
-    let pause: Option<&mut dyn FnMut(usize, Option<i32>)> = if args.step { Some(&mut pause) } else { None };
-    let status = super::run::execute_with(&session, &mut observer, pause)?;
+    let pause: Option<&mut dyn FnMut(usize, Option<i32>) -> Pause> = if args.step { Some(&mut pause) } else { None };
+    let outcome = super::run::execute_with(&session, &mut observer, pause)?;
+    if outcome.quit {
+        let mut err = stream(Stream::Stderr);
+        writeln!(err, "{}", catalog.text("left_step_mode"))?;
+        return Ok(ExitCode::from(if left_with.get() == Some(Key::Interrupt) { 130 } else { 0 }));
+    }
+    let status = outcome.status;
     let failed = failed.get();
     if args.json {
         writeln!(out, "{}", serde_json::json!({"phase": "exit", "status": status}))?;
@@ -120,6 +135,49 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
         summary(&mut narrator, &profile, mode, plan, &plan.command())?;
     }
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+/// An answer at a step-mode pause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    /// Enter (or the end of a piped input): the next step.
+    Next,
+    /// q: leave step mode.
+    Quit,
+    /// Ctrl-C: leave step mode as an interrupted command does.
+    Interrupt,
+}
+
+/// The answer at a pause. On a terminal one key is enough, read without
+/// echo and without the terminal turning Ctrl-C into a signal (so it leaves
+/// step mode cleanly instead of killing the tool); from a pipe, one line.
+fn read_key() -> Key {
+    use nix::sys::termios::{self, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let Ok(saved) = termios::tcgetattr(&stdin) else {
+        let mut line = String::new();
+        let _ = stdin.lock().read_line(&mut line);
+        return if line.trim() == "q" { Key::Quit } else { Key::Next };
+    };
+    let mut keys = saved.clone();
+    keys.local_flags.remove(LocalFlags::ICANON | LocalFlags::ISIG | LocalFlags::ECHO);
+    let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &keys);
+    let key = loop {
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(&stdin, &mut byte) {
+            Ok(0) => break Key::Next,
+            Ok(_) => match byte[0] {
+                b'\n' | b'\r' | b' ' => break Key::Next,
+                b'q' | b'Q' => break Key::Quit,
+                0x03 | 0x04 => break Key::Interrupt,
+                _ => continue,
+            },
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break Key::Quit,
+        }
+    };
+    let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    key
 }
 
 fn summary(

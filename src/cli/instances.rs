@@ -78,6 +78,7 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
         dry_run: false,
         layer: Some(instance.layer()),
         id_base: Some(record.id_base),
+        throwaway: false,
     };
     let session = session::prepare(&request, &state)?;
     super::run::warn(&session.warnings)?;
@@ -103,9 +104,9 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
         }
     };
-    let result = super::run::launch_session(&session, &mut |_| {}, None, Some(&mut on_init), !background);
+    let result = super::run::launch_session(&session, &mut |_| {}, None, Some(&mut on_init), !background, false);
     instance.clear_running();
-    let status = result?;
+    let status = result?.status;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
@@ -192,32 +193,14 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
         term: std::env::var("TERM").ok(),
         ids: IdMapping::Range { host_base: record.id_base },
         idmapped: false,
-        cgroup_dirs: Vec::new(),
-        cgroup_writes: Vec::new(),
-        cgroup_procs: manager.as_ref().map(|m| m.procs_files()).unwrap_or_default(),
+        cgroup: plan::CgroupPlan { procs: manager.as_ref().map(|m| m.procs_files()).unwrap_or_default(), ..Default::default() },
         layer: None,
+        throwaway: false,
     };
     let plan = plan::join(&input, running.init);
-    let options = crate::isolate::Options {
-        tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
-        cgroup: manager.as_deref(),
-        before_step: None,
-        on_init: None,
-    };
+    let options = crate::isolate::Options { tty: true, cgroup: manager.as_deref(), before_step: None, on_init: None, narrate: false };
     let outcome = crate::isolate::launch(&plan, options, &mut |_| {})?;
-    if let Some(event) = &outcome.failed {
-        return Err(Failure {
-            message: format!(
-                "step `{}` failed: {}\n  fix: {}",
-                event.id,
-                event.error.as_deref().unwrap_or("?"),
-                crate::isolate::hints::fix(&event.id, event.errno)
-            ),
-        });
-    }
-    if let Some(error) = &outcome.exec_error {
-        writeln!(stream(Stream::Stderr), "error: {error}")?;
-    }
+    super::run::report(&outcome)?;
     Ok(ExitCode::from(outcome.status.clamp(0, 255) as u8))
 }
 

@@ -1,12 +1,12 @@
 //! `sandbox run`: build (or reuse) the rootfs, then enter it.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use termcolor::Color;
 
 use super::output::{Failure, Stream, paint, stream};
-use crate::isolate::{self, Event, Options};
+use crate::isolate::{self, Event, Options, Outcome, Pause};
 use crate::profile::{Mode, Profile};
 use crate::rootfs::Store;
 use crate::session::{self, Request, Session};
@@ -54,6 +54,7 @@ pub fn prepare(profile: &Profile, mode: Mode, command: Vec<String>, dry_run: boo
         dry_run,
         layer: None,
         id_base: None,
+        throwaway: mode == Mode::Namespace,
     };
     Ok(session::prepare(&request, &crate::state::home())?)
 }
@@ -63,7 +64,7 @@ pub fn run(spec: &str, mode: Option<Mode>, command: Vec<String>) -> Result<ExitC
     let mode = mode.unwrap_or(profile.run.mode);
     let session = prepare(&profile, mode, command, false)?;
     warn(&session.warnings)?;
-    let outcome = execute(&session, &mut |_| {})?;
+    let outcome = execute(&session)?;
     Ok(ExitCode::from(outcome.clamp(0, 255) as u8))
 }
 
@@ -78,42 +79,44 @@ pub fn warn(warnings: &[String]) -> std::io::Result<()> {
 
 /// Launch the session's plan and clean up its cgroup; the exit status to
 /// return. A failed step becomes one clear message.
-pub fn execute(session: &Session, observer: &mut dyn FnMut(&Event)) -> Result<i32, Failure> {
-    execute_with(session, observer, None)
+pub fn execute(session: &Session) -> Result<i32, Failure> {
+    Ok(launch_session(session, &mut |_| {}, None, None, true, false)?.status)
 }
 
-/// `execute`, pausing before each step when `pause` is given (explain --step).
+/// `execute`, narrated (explain), pausing before each step when `pause` is given (explain --step).
 pub fn execute_with<'a>(
     session: &'a Session,
-    observer: &mut dyn FnMut(&Event),
-    pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
-) -> Result<i32, Failure> {
-    launch_session(session, observer, pause, None, true)
+    observer: &'a mut dyn FnMut(&Event),
+    pause: Option<&'a mut dyn FnMut(usize, Option<i32>) -> Pause>,
+) -> Result<Outcome, Failure> {
+    launch_session(session, observer, pause, None, true, true)
 }
 
-/// Launch a session's plan; `on_init` hears the sandbox's PID 1. `tty`: give
-/// the command a terminal when stdin is one.
+/// Launch a session's plan; `on_init` hears the sandbox's PID 1 once it is
+/// ready. `tty`: give the sandbox a pty of its own where a standard descriptor
+/// is a terminal. `narrate`: one step at a time, each reported (explain).
 pub fn launch_session<'a>(
     session: &'a Session,
-    observer: &mut dyn FnMut(&Event),
-    pause: Option<&'a mut dyn FnMut(usize, Option<i32>)>,
+    observer: &'a mut dyn FnMut(&Event),
+    pause: Option<&'a mut dyn FnMut(usize, Option<i32>) -> Pause>,
     on_init: Option<&'a mut dyn FnMut(i32)>,
     tty: bool,
-) -> Result<i32, Failure> {
+    narrate: bool,
+) -> Result<Outcome, Failure> {
     if let Some(cgroup) = &session.cgroup {
         // Leftovers of sandboxes whose supervisor was killed.
         let _ = crate::cgroup::remove_leftovers_near(cgroup.as_ref());
     }
-    // With --step, stdin answers the pauses: the command gets no terminal of its own.
-    let tty = tty && std::io::stdin().is_terminal() && pause.is_none();
-    let options = Options { tty, cgroup: session.cgroup.as_deref(), before_step: pause, on_init };
-    let result = isolate::launch(&session.plan, options, observer);
-    let oom = session.cgroup.as_ref().and_then(|c| c.stats().oom_kills).unwrap_or(0);
-    if let Some(cgroup) = &session.cgroup {
-        let _ = cgroup.kill_all();
-        let _ = cgroup.remove();
-    }
-    let outcome = result.map_err(|e| Failure { message: format!("{e}\n  fix: run `sandbox doctor`") })?;
+    let options = Options { tty, cgroup: session.cgroup.as_deref(), before_step: pause, on_init, narrate };
+    let outcome =
+        isolate::launch(&session.plan, options, observer).map_err(|e| Failure { message: format!("{e}\n  fix: run `sandbox doctor`") })?;
+    report(&outcome)?;
+    Ok(outcome)
+}
+
+/// A failed step becomes one clear message; a command that could not start
+/// or an OOM kill is said on stderr.
+pub fn report(outcome: &Outcome) -> Result<(), Failure> {
     if let Some(event) = &outcome.failed {
         return Err(Failure {
             message: format!(
@@ -129,10 +132,10 @@ pub fn launch_session<'a>(
         paint(&mut err, Color::Red, true, "error")?;
         writeln!(err, ": {error}")?;
     }
-    if oom > 0 {
+    if outcome.oom_kills > 0 {
         let mut err = stream(Stream::Stderr);
         paint(&mut err, Color::Yellow, true, "note")?;
-        writeln!(err, ": the memory limit was reached: the kernel's OOM killer ended {oom} process(es) in the sandbox")?;
+        writeln!(err, ": the memory limit was reached: the kernel's OOM killer ended {} process(es) in the sandbox", outcome.oom_kills)?;
     }
-    Ok(outcome.status)
+    Ok(())
 }

@@ -96,13 +96,18 @@ mod tests {
                     term: None,
                     ids: IdMapping::Range { host_base: 1 },
                     idmapped: true,
-                    cgroup_dirs: vec!["/c".into()],
-                    cgroup_writes: ["memory.max", "pids.max", "cpu.max"]
-                        .iter()
-                        .map(|f| plan::CgroupWrite { file: PathBuf::from("/c").join(f), value: "1".into() })
-                        .collect(),
-                    cgroup_procs: vec!["/c/cgroup.procs".into()],
+                    cgroup: plan::CgroupPlan {
+                        dirs: vec!["/c".into()],
+                        writes: ["memory.max", "pids.max", "cpu.max"]
+                            .iter()
+                            .map(|f| plan::CgroupWrite { file: PathBuf::from("/c").join(f), value: "1".into() })
+                            .collect(),
+                        procs: vec!["/c/cgroup.procs".into()],
+                        supervisor_leaf: Some("/p/supervisor".into()),
+                        ..Default::default()
+                    },
                     layer: None,
+                    throwaway: true,
                 };
                 ids.extend(plan::build(&input).ids());
                 // A student's instance, and `exec` into one.

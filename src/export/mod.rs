@@ -112,10 +112,9 @@ pub fn environment(profile: &Profile) -> Vec<(String, String)> {
         term: None,
         ids: crate::plan::IdMapping::Range { host_base: 0 },
         idmapped: false,
-        cgroup_dirs: Vec::new(),
-        cgroup_writes: Vec::new(),
-        cgroup_procs: Vec::new(),
+        cgroup: Default::default(),
         layer: None,
+        throwaway: false,
     };
     let mut env = crate::plan::environment(&input);
     if !profile.env.contains_key("TERM") {

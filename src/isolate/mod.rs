@@ -1,15 +1,27 @@
-//! The executor: the only place that calls unshare, mount, pivot_root,
-//! chroot, setns, capset, prctl and seccomp. It carries out a `Plan` and
-//! reports each step as an `Event`.
+//! The executor: the only place that calls clone3, unshare, mount, pivot_root,
+//! chroot, setns, capset, prctl and seccomp, all through one `Kernel` trait.
+//! It interprets a `Plan`: the supervisor's steps on the host
+//! ([`supervisor`]), the sandbox's own in its processes ([`child`], [`pid1`]),
+//! and reports each step as an `Event`.
 
-pub mod event;
+mod channel;
+mod child;
+mod command;
 pub mod hints;
-pub mod kernel;
-pub mod observe;
-pub mod process;
+mod kernel;
+mod observe;
+mod pid1;
+pub mod probe;
 pub mod pty;
 pub mod seccomp;
-pub mod setup;
+mod setup;
+mod supervisor;
 
-pub use event::Event;
-pub use process::{Options, Outcome, launch};
+#[cfg(test)]
+mod snapshots;
+
+pub use channel::Event;
+pub use command::{NOT_EXECUTABLE, NOT_FOUND, TOOL_FAILED};
+pub use kernel::{SysError, SysResult};
+pub(crate) use setup::describe;
+pub use supervisor::{LaunchError, Options, Outcome, Pause, launch};

@@ -169,8 +169,9 @@ impl Drop for RawModeGuard<'_> {
 pub struct Relay<'fd> {
     /// The pty's master side; the relay makes it non-blocking.
     pub master: BorrowedFd<'fd>,
-    /// Copied to the master until it reaches end of file.
-    pub input: BorrowedFd<'fd>,
+    /// Copied to the master until it reaches end of file (None: the sandbox
+    /// reads no input through the pty).
+    pub input: Option<BorrowedFd<'fd>>,
     /// Receives everything the master produces.
     pub output: BorrowedFd<'fd>,
     /// Becomes readable when the sandbox's first process has exited (see
@@ -181,17 +182,70 @@ pub struct Relay<'fd> {
     pub resize_from: Option<BorrowedFd<'fd>>,
 }
 
-/// The supervisor's relay for `sandbox run -it`: the caller's stdin and stdout
-/// against the pty, with the caller's terminal in raw mode and its window
-/// size followed, until the child exits.
-pub fn relay_terminal(master: BorrowedFd<'_>, child_exited: BorrowedFd<'_>) -> io::Result<()> {
+/// Which of this process's standard descriptors are terminals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Terminals {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Terminals {
+    pub fn of_this_process() -> Terminals {
+        let tty = |fd: RawFd| {
+            // SAFETY: isatty on a standard descriptor number only asks.
+            unsafe { libc::isatty(fd) == 1 }
+        };
+        Terminals { stdin: tty(0), stdout: tty(1), stderr: tty(2) }
+    }
+
+    pub fn any(self) -> bool {
+        self.stdin || self.stdout || self.stderr
+    }
+
+    /// The standard descriptors that are terminals.
+    pub fn fds(self) -> impl Iterator<Item = RawFd> {
+        [(0, self.stdin), (1, self.stdout), (2, self.stderr)].into_iter().filter(|(_, tty)| *tty).map(|(fd, _)| fd)
+    }
+
+    pub fn first(self) -> Option<RawFd> {
+        self.fds().next()
+    }
+}
+
+/// In the sandbox's first process: the pty's slave replaces every standard
+/// descriptor that is a host terminal; the others (pipes, files) stay. So the
+/// sandbox never holds a descriptor of a host terminal.
+pub fn attach(slave: BorrowedFd<'_>, terminals: Terminals) -> nix::Result<()> {
+    for fd in terminals.fds() {
+        // SAFETY: dup2 onto a standard descriptor of this process.
+        Errno::result(unsafe { libc::dup2(slave.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
+
+/// After setsid: the pty on a standard descriptor becomes the session's
+/// controlling terminal.
+pub fn take_controlling() {
+    if let Some(fd) = Terminals::of_this_process().first() {
+        // SAFETY: TIOCSCTTY on a terminal, by a session leader.
+        unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    }
+}
+
+/// The supervisor's relay for a sandbox on a pty: the caller's terminal input
+/// (if stdin is one, in raw mode) to the pty, the pty's output to the
+/// caller's terminal (stdout, or stderr when only it is one), the window size
+/// followed, until the child exits.
+pub fn relay_terminal(master: BorrowedFd<'_>, child_exited: BorrowedFd<'_>, terminals: Terminals) -> io::Result<()> {
     // Our own buffered output must not appear after the session's.
     io::stdout().flush()?;
-    let (stdin, stdout) = (io::stdin(), io::stdout());
-    let (input, output) = (stdin.as_fd(), stdout.as_fd());
-    let caller_terminal = unistd::isatty(input).unwrap_or(false).then_some(input);
-    let _raw_mode = caller_terminal.map(RawModeGuard::enter).transpose()?;
-    relay(Relay { master, input, output, child_exited: Some(child_exited), resize_from: caller_terminal })
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let input = terminals.stdin.then(|| stdin.as_fd());
+    let output = if terminals.stdout || !terminals.stderr { stdout.as_fd() } else { stderr.as_fd() };
+    let resize_from = input.or(terminals.stdout.then(|| stdout.as_fd())).or(terminals.stderr.then(|| stderr.as_fd()));
+    let _raw_mode = input.map(RawModeGuard::enter).transpose()?;
+    relay(Relay { master, input, output, child_exited: Some(child_exited), resize_from })
 }
 
 /// Copies `input` to the master and the master to `output` until the child
@@ -250,7 +304,7 @@ const READABLE: PollFlags = PollFlags::POLLIN.union(PollFlags::POLLHUP).union(Po
 
 impl<'a, 'fd> Session<'a, 'fd> {
     fn new(fds: Relay<'fd>, resize: Option<&'a ResizeForwarding<'fd>>) -> Self {
-        Self { fds, resize, input_open: true, to_child: Vec::new(), at_line_start: true }
+        Self { fds, resize, input_open: fds.input.is_some(), to_child: Vec::new(), at_line_start: true }
     }
 
     fn run(&mut self) -> io::Result<()> {
@@ -286,7 +340,7 @@ impl<'a, 'fd> Session<'a, 'fd> {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
             fds.len() - 1
         };
-        let input = (self.input_open && self.to_child.is_empty()).then(|| watch(self.fds.input));
+        let input = self.fds.input.filter(|_| self.input_open && self.to_child.is_empty()).map(&mut watch);
         let child_exited = self.fds.child_exited.map(&mut watch);
         let resized = self.resize.map(|resize| watch(resize.signals()));
         match poll(&mut fds, PollTimeout::NONE) {
@@ -319,8 +373,9 @@ impl<'a, 'fd> Session<'a, 'fd> {
     }
 
     fn copy_input(&mut self) -> io::Result<()> {
+        let Some(input) = self.fds.input else { return Ok(()) };
         let mut buffer = [0u8; 4096];
-        match unistd::read(self.fds.input, &mut buffer) {
+        match unistd::read(input, &mut buffer) {
             // EIO: the caller's terminal hung up; treat it as end of input.
             Ok(0) | Err(Errno::EIO) => {
                 self.input_open = false;
@@ -568,7 +623,7 @@ mod tests {
         thread::spawn(move || {
             let result = relay(Relay {
                 master: master.as_fd(),
-                input: input.as_fd(),
+                input: Some(input.as_fd()),
                 output: output.as_fd(),
                 child_exited: Some(child_exited.as_fd()),
                 resize_from: resize_from.as_ref().map(AsFd::as_fd),

@@ -206,6 +206,20 @@ pub const DENIED: &[Denied] = &[
     deny!(SYS_adjtimex, "the clock is shared with the host; adjusting it would adjust it for everyone"),
     deny!(SYS_quotactl, "would change disk quotas on the host's file systems"),
     deny!(SYS_quotactl_fd, "would change disk quotas on the host's file systems"),
+    // io_uring: a second way into the kernel for every I/O call, one that this
+    // filter cannot see into (the operations are in shared memory), and a
+    // frequent source of kernel exploits. Docker's default profile refuses it.
+    deny!(SYS_io_uring_setup, "runs I/O through shared memory the filter cannot see, and is a frequent road to kernel exploits"),
+    deny!(SYS_io_uring_enter, "runs I/O through shared memory the filter cannot see, and is a frequent road to kernel exploits"),
+    deny!(SYS_io_uring_register, "runs I/O through shared memory the filter cannot see, and is a frequent road to kernel exploits"),
+    // AF_VSOCK talks to the hypervisor and other virtual machines, outside any
+    // network namespace: as if the address family did not exist.
+    deny!(
+        SYS_socket,
+        "with AF_VSOCK would talk to the hypervisor and other virtual machines, past the sandbox's network namespace",
+        When::ArgEquals { arg: 0, value: libc::AF_VSOCK as u64 },
+        libc::EAFNOSUPPORT
+    ),
     // Not in Docker's list, but bubblewrap and Flatpak refuse it: without it, a
     // program sharing the caller's terminal could type commands into the
     // caller's shell after the sandbox exits.
@@ -234,6 +248,59 @@ pub fn default_filter() -> Result<BpfProgram, SeccompError> {
     Ok(program)
 }
 
+/// The default filter for this build, compiled once and cached by the hash of
+/// its rules (in the state directory's `cache/`): a start reads 8 bytes an
+/// instruction instead of compiling. A missing or damaged cache is rebuilt.
+pub fn program() -> Result<BpfProgram, SeccompError> {
+    let file = crate::state::home().join("cache").join(format!("seccomp-{}.bpf", table_key()));
+    if let Some(program) = read_cached(&file) {
+        return Ok(program);
+    }
+    let program = default_filter()?;
+    // A cache that cannot be written (a read-only state directory) costs only time.
+    let _ = write_cached(&file, &program);
+    Ok(program)
+}
+
+/// The hash of everything the program is built from: the table (names,
+/// numbers, conditions, errnos), the architecture and this code's version.
+fn table_key() -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(format!("v2 {} {} {:?}", std::env::consts::ARCH, env!("CARGO_PKG_VERSION"), DENIED).as_bytes());
+    hex::encode(hash.finalize())
+}
+
+fn read_cached(file: &std::path::Path) -> Option<BpfProgram> {
+    let bytes = std::fs::read(file).ok()?;
+    if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > libc::BPF_MAXINSNS as usize {
+        return None;
+    }
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|c| sock_filter { code: u16::from_le_bytes([c[0], c[1]]), jt: c[2], jf: c[3], k: word(&c[4..]) })
+            .collect(),
+    )
+}
+
+fn write_cached(file: &std::path::Path, program: &[sock_filter]) -> io::Result<()> {
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut bytes = Vec::with_capacity(program.len() * 8);
+    for insn in program {
+        bytes.extend(insn.code.to_le_bytes());
+        bytes.extend([insn.jt, insn.jf]);
+        bytes.extend(insn.k.to_le_bytes());
+    }
+    // Written beside it and renamed: a reader never sees half a program.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Installs `program` on the calling thread; it is inherited across fork and
 /// exec and can never be removed.
 ///
@@ -244,7 +311,7 @@ pub fn default_filter() -> Result<BpfProgram, SeccompError> {
 /// visible in the executor.
 ///
 /// Only raw system calls, no allocation: safe to call in a child after fork.
-pub fn apply(program: &BpfProgram) -> Result<(), SeccompError> {
+pub fn apply(program: &[sock_filter]) -> Result<(), SeccompError> {
     let len = u16::try_from(program.len())
         .ok()
         .filter(|&len| len > 0 && usize::from(len) <= libc::BPF_MAXINSNS as usize)
@@ -292,6 +359,7 @@ fn audit_arch(arch: TargetArch) -> u32 {
 // Offsets into the kernel's `struct seccomp_data { int nr; u32 arch; ... }`.
 const SECCOMP_DATA_NR: u32 = 0;
 const SECCOMP_DATA_ARCH: u32 = 4;
+const SECCOMP_DATA_ARGS: u32 = 16;
 
 /// Numbers at or above this are x32-ABI calls on x86_64 (`__X32_SYSCALL_BIT`).
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
@@ -300,9 +368,9 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 ///
 /// seccompiler checks the architecture itself, but it knows nothing of x32,
 /// whose calls carry the x86_64 arch value with their own numbers, and it gives
-/// all matched rules one action, while clone3 needs ENOSYS. So: kill foreign
-/// architectures and x32, then answer the non-EPERM rules (all `When::Always`,
-/// checked by a test) before seccompiler's program runs.
+/// all matched rules one action, while clone3 needs ENOSYS and an AF_VSOCK
+/// socket EAFNOSUPPORT. So: kill foreign architectures and x32, then answer
+/// the non-EPERM rules before seccompiler's program runs.
 fn prologue(arch: TargetArch) -> BpfProgram {
     let kill = libc::SECCOMP_RET_KILL_PROCESS;
     let mut program = vec![load(SECCOMP_DATA_ARCH), jump_if_equal(audit_arch(arch), 1, 0), ret(kill), load(SECCOMP_DATA_NR)];
@@ -311,8 +379,19 @@ fn prologue(arch: TargetArch) -> BpfProgram {
         program.push(ret(kill));
     }
     for denied in DENIED.iter().filter(|denied| denied.errno != libc::EPERM) {
-        program.push(jump_if_equal(denied.number as u32, 0, 1));
-        program.push(ret(libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA)));
+        let answer = ret(libc::SECCOMP_RET_ERRNO | (denied.errno as u32 & libc::SECCOMP_RET_DATA));
+        match denied.when {
+            When::Always => program.extend([jump_if_equal(denied.number as u32, 0, 1), answer]),
+            // The argument's lower 32 bits (little-endian), then the number back in A.
+            When::ArgEquals { arg, value } => program.extend([
+                jump_if_equal(denied.number as u32, 0, 4),
+                load(SECCOMP_DATA_ARGS + 8 * u32::from(arg)),
+                jump_if_equal(value as u32, 0, 1),
+                answer,
+                load(SECCOMP_DATA_NR),
+            ]),
+            When::AnyBitSet { .. } => unreachable!("checked by a test: no AnyBitSet rule answers other than EPERM"),
+        }
     }
     program
 }
@@ -418,12 +497,26 @@ mod tests {
         assert_eq!(DENIED.iter().find(|d| d.syscall == "mount").map(Denied::number), Some(165));
     }
 
-    /// The prologue can only answer unconditional rules.
+    /// The prologue answers unconditional rules and argument equalities only.
     #[test]
-    fn only_eperm_rules_have_conditions() {
+    fn other_errnos_have_only_the_conditions_the_prologue_knows() {
         for denied in DENIED.iter().filter(|denied| denied.errno != libc::EPERM) {
-            assert_eq!(denied.when, When::Always, "{}", denied.syscall);
+            assert!(!matches!(denied.when, When::AnyBitSet { .. }), "{}", denied.syscall);
         }
+    }
+
+    #[test]
+    fn the_cache_gives_back_the_program_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = default_filter().unwrap();
+        let file = dir.path().join("seccomp.bpf");
+        write_cached(&file, &program).unwrap();
+        assert_eq!(read_cached(&file).map(|p| p.len()), Some(program.len()));
+        assert!(read_cached(&file).unwrap().iter().zip(&program).all(|(a, b)| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k)));
+        // A file that is not a program is not used.
+        std::fs::write(&file, b"odd").unwrap();
+        assert!(read_cached(&file).is_none());
+        assert_eq!(table_key().len(), 64);
     }
 
     #[test]
@@ -452,6 +545,9 @@ mod tests {
         "clone(CLONE_NEWUTS) did not fail with EPERM",
         "clone3() did not fail with ENOSYS",
         "ioctl(TIOCSTI) did not fail with EPERM",
+        "io_uring_setup() did not fail with EPERM",
+        "socket(AF_VSOCK) did not fail with EAFNOSUPPORT",
+        "socket(AF_UNIX) did not work",
     ];
 
     /// Forks a child that runs `probe` (which must make only raw system calls)
@@ -555,6 +651,18 @@ mod tests {
         if !fails_with(tiocsti.into(), libc::EPERM) {
             return 10;
         }
+        let mut params = [0u8; 120];
+        if !fails_with(unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) }, libc::EPERM) {
+            return 11;
+        }
+        if !fails_with(unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) }.into(), libc::EAFNOSUPPORT) {
+            return 12;
+        }
+        let unix = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        if unix < 0 {
+            return 13;
+        }
+        unsafe { libc::close(unix) };
         0
     }
 

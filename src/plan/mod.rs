@@ -80,6 +80,32 @@ impl IdMapping {
     }
 }
 
+/// Where the sandbox's cgroups are and what goes into them, read from the
+/// cgroup manager before the plan is built (empty: no cgroup).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CgroupPlan {
+    /// The directories to create (one per v1 hierarchy, or one v2 cgroup).
+    pub dirs: Vec<PathBuf>,
+    /// v2: the parent's `cgroup.subtree_control` and the controllers to enable there.
+    pub enable: Option<CgroupWrite>,
+    /// The limit files and their values, in order.
+    pub writes: Vec<CgroupWrite>,
+    /// The `cgroup.procs` files the sandbox's process is written to.
+    pub procs: Vec<PathBuf>,
+    /// v2 with clone3: the cgroup the first process is born in (CLONE_INTO_CGROUP);
+    /// then no `cgroup-join` step is needed.
+    pub clone_into: Option<PathBuf>,
+    /// v2 without systemd, when the tool's cgroup holds processes: the leaf the
+    /// tool moves its own process into first (see `Action::CgroupMoveSelf`).
+    pub supervisor_leaf: Option<PathBuf>,
+}
+
+impl CgroupPlan {
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+}
+
 /// Everything the plan depends on, gathered (with reads of the host) before.
 #[derive(Clone, Debug)]
 pub struct Input<'a> {
@@ -92,12 +118,13 @@ pub struct Input<'a> {
     pub ids: IdMapping,
     /// The kernel can idmap the rootfs mount (5.12+).
     pub idmapped: bool,
-    /// The cgroup directories to create and the limit files to write.
-    pub cgroup_dirs: Vec<PathBuf>,
-    pub cgroup_writes: Vec<CgroupWrite>,
-    pub cgroup_procs: Vec<PathBuf>,
+    pub cgroup: CgroupPlan,
     /// A named instance: its writable layer over the rootfs.
     pub layer: Option<Layer>,
+    /// A one-off run gets a writable throwaway layer over the rootfs (as
+    /// `docker run`): an overlay whose upper layer is on a tmpfs, gone with the
+    /// sandbox's mount namespace. False: the rootfs is seen read-only.
+    pub throwaway: bool,
 }
 
 /// The writable layer of an instance (overlayfs upper and work dirs, and
@@ -107,6 +134,20 @@ pub struct Layer {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
+}
+
+impl Layer {
+    /// The throwaway layer's directories on its tmpfs at `scratch`.
+    fn on_scratch(scratch: &Path) -> Layer {
+        Layer { upper: scratch.join("upper"), work: scratch.join("work"), merged: scratch.join("merged") }
+    }
+}
+
+/// Where a throwaway layer's tmpfs goes: the rootfs's own (empty) /tmp, in the
+/// sandbox's mount namespace only. Nothing on the host holds the layer, and the
+/// overlay sees the store's /tmp below it, not this tmpfs.
+fn scratch_dir(rootfs: &Path) -> PathBuf {
+    rootfs.join("tmp")
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,13 +172,20 @@ impl Plan {
     pub fn for_actor(&self, actor: Actor) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(move |s| s.actor == actor)
     }
+
+    /// Whether the sandbox has a PID 1 of its own (a new PID namespace), which
+    /// forks the command and stays as its init.
+    pub fn has_init(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.action, Action::Unshare { namespace: Namespace::Pid }))
+    }
 }
 
 pub fn build(input: &Input) -> Plan {
-    let steps = match input.mode {
+    let mut steps = match input.mode {
         Mode::Chroot => chroot_steps(input),
         Mode::Namespace => namespace_steps(input),
     };
+    teardown_steps(input, &mut steps);
     Plan { mode: input.mode, steps }
 }
 
@@ -177,8 +225,14 @@ fn shell_words(argv: &[String]) -> String {
     argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
 }
 
-fn step(id: &'static str, actor: Actor, action: Action, shell: impl Into<String>, syscall: impl Into<String>) -> Step {
-    Step { id, actor, action, shell: shell.into(), syscall: syscall.into() }
+fn path_words(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| quote(&p.to_string_lossy())).collect::<Vec<_>>().join(" ")
+}
+
+/// A step; its system calls are rendered from what the executor does for the action.
+fn step(id: &'static str, actor: Actor, action: Action, shell: impl Into<String>) -> Step {
+    let syscall = crate::isolate::describe(actor, &action);
+    Step { id, actor, action, shell: shell.into(), syscall }
 }
 
 fn workdir(input: &Input) -> PathBuf {
@@ -188,34 +242,41 @@ fn workdir(input: &Input) -> PathBuf {
 
 fn exec_step(input: &Input, actor: Actor) -> Step {
     let argv = input.command.clone();
-    let shell = format!("cd {} && env -i ... {}", quote(&workdir(input).to_string_lossy()), shell_words(&argv));
-    let syscall = format!("chdir(\"{}\"); execve(\"{}\", ...)", workdir(input).display(), argv.first().map(String::as_str).unwrap_or(""));
-    step("exec-command", actor, Action::Exec { argv, env: environment(input), workdir: workdir(input) }, shell, syscall)
+    let shell = if argv.is_empty() {
+        "(a background instance: PID 1 waits until `sandbox stop`)".to_string()
+    } else {
+        format!("cd {} && env -i ... {}", quote(&workdir(input).to_string_lossy()), shell_words(&argv))
+    };
+    step("exec-command", actor, Action::Exec { argv, env: environment(input), workdir: workdir(input) }, shell)
 }
 
 /// The user first (keeping capabilities across the uid change), then the
 /// capabilities: dropping the bounding set needs CAP_SETPCAP, and setgroups
-/// needs CAP_SETGID, so neither order of two plain calls works.
+/// needs CAP_SETGID.
 fn user_steps(input: &Input, actor: Actor, steps: &mut Vec<Step>) {
     let user = &input.profile.user;
+    let clear_groups = !matches!(input.ids, IdMapping::Single { .. });
+    let groups = if clear_groups { " --clear-groups" } else { "" };
     steps.push(step(
         "set-user",
         actor,
-        Action::SetUser { uid: user.uid, gid: user.gid, clear_groups: !matches!(input.ids, IdMapping::Single { .. }) },
-        format!("setpriv --reuid={} --regid={} --clear-groups", user.uid, user.gid),
-        format!("setgroups(0, NULL); setresgid({0}, {0}, {0}); prctl(PR_SET_KEEPCAPS, 1); setresuid({1}, {1}, {1})", user.gid, user.uid),
+        Action::SetUser { uid: user.uid, gid: user.gid, clear_groups },
+        format!("setpriv --reuid={} --regid={}{groups}", user.uid, user.gid),
     ));
     if input.mode == Mode::Namespace {
         let keep: Vec<String> = if user.uid == 0 { ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect() } else { Vec::new() };
         let keep_text = if keep.is_empty() { "none".to_string() } else { keep.join(",").to_lowercase() };
-        steps.push(step(
-            "drop-capabilities",
-            actor,
-            Action::DropCapabilities { keep },
-            format!("capsh --caps={keep_text} --"),
-            "prctl(PR_CAPBSET_DROP, ...); capset(...)",
-        ));
+        steps.push(step("drop-capabilities", actor, Action::DropCapabilities { keep }, format!("capsh --caps={keep_text} --")));
     }
+}
+
+/// The supervisor starts the first process.
+fn spawn_step(into_cgroup: Option<PathBuf>) -> Step {
+    let shell = match &into_cgroup {
+        Some(dir) => format!("(a child process, born in {})", dir.display()),
+        None => "(a child process of the supervisor)".to_string(),
+    };
+    step("start-child", Actor::Supervisor, Action::Spawn { into_cgroup }, shell)
 }
 
 /// The classic jail. Its mounts live in a mount namespace of their own, only so
@@ -225,84 +286,101 @@ fn chroot_steps(input: &Input) -> Vec<Step> {
     let root = &input.rootfs;
     let in_root = |p: &str| root.join(p.trim_start_matches('/'));
     let child = Actor::Child;
-    let mut steps = vec![ns_step(Namespace::Mount)];
-    steps.push(step(
-        "mount-private",
-        child,
-        Action::MakeMountsPrivate,
-        "mount --make-rprivate /",
-        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)",
-    ));
+    let mut steps = vec![spawn_step(None), ns_step(Namespace::Mount)];
+    steps.push(step("mount-private", child, Action::MakeMountsPrivate, "mount --make-rprivate /"));
     steps.push(step(
         "bind-rootfs",
         child,
         Action::BindRootfs { rootfs: root.clone(), idmapped: false, nosuid: false },
-        format!("mount --bind {0} {0}", quote(&root.to_string_lossy())),
-        format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", root.display()),
+        format!("mount --rbind {0} {0}", quote(&root.to_string_lossy())),
     ));
     steps.push(step(
         "readonly-paths",
         child,
         Action::RemountReadonly { paths: vec![root.clone()] },
         format!("mount -o remount,bind,ro {}", quote(&root.to_string_lossy())),
-        "mount(NULL, ROOTFS, NULL, MS_REMOUNT|MS_BIND|MS_RDONLY, NULL)",
     ));
     steps.push(mount_proc_step(child, in_root("/proc")));
     steps.push(mount_tmp_step(child, in_root("/tmp"), input.profile.limits.tmp));
-    steps.push(step(
-        "chroot",
-        child,
-        Action::Chroot { path: root.clone() },
-        format!("chroot {} && cd /", quote(&root.to_string_lossy())),
-        format!("chroot(\"{}\"); chdir(\"/\")", root.display()),
-    ));
+    steps.push(step("chroot", child, Action::Chroot { path: root.clone() }, format!("chroot {} && cd /", quote(&root.to_string_lossy()))));
     user_steps(input, child, &mut steps);
     steps.push(close_fds_step(child));
     steps.push(exec_step(input, child));
     steps
 }
 
+/// The supervisor's part before anything starts: its own cgroup leaf, the
+/// sandbox's cgroup and its limits.
+fn cgroup_steps(cgroup: &CgroupPlan, steps: &mut Vec<Step>) {
+    let supervisor = Actor::Supervisor;
+    if let Some(leaf) = &cgroup.supervisor_leaf {
+        let shell = format!("mkdir -p {0} && echo $$ > {0}/cgroup.procs", leaf.display());
+        steps.push(step("cgroup-supervisor-leaf", supervisor, Action::CgroupMoveSelf { leaf: leaf.clone() }, shell));
+    }
+    if cgroup.is_empty() {
+        return;
+    }
+    let mut shell = format!("mkdir {}", path_words(&cgroup.dirs));
+    if let Some(enable) = &cgroup.enable {
+        shell.push_str(&format!("; echo {} > {}", quote(&enable.value), enable.file.display()));
+    }
+    steps.push(step("cgroup-create", supervisor, Action::CgroupCreate { dirs: cgroup.dirs.clone(), enable: cgroup.enable.clone() }, shell));
+    for write in &cgroup.writes {
+        let shell = format!("echo {} > {}", quote(&write.value), write.file.display());
+        steps.push(step(limit_step_id(&write.file), supervisor, Action::CgroupLimit { write: write.clone() }, shell));
+    }
+}
+
+fn cgroup_join_step(actor: Actor, procs: &[PathBuf]) -> Step {
+    let who = if actor == Actor::Supervisor { "PID" } else { "$$" };
+    let shell = procs.iter().map(|p| format!("echo {who} > {}", p.display())).collect::<Vec<_>>().join("; ");
+    step("cgroup-join", actor, Action::CgroupJoin { procs: procs.to_vec() }, shell)
+}
+
 fn namespace_steps(input: &Input) -> Vec<Step> {
     let profile = input.profile;
-    // With an instance layer, the new root is the merged tree, not the rootfs.
-    let root = input.layer.as_ref().map(|l| &l.merged).unwrap_or(&input.rootfs);
+    let scratch = (input.throwaway && input.layer.is_none()).then(|| scratch_dir(&input.rootfs));
+    let throwaway = scratch.as_deref().map(Layer::on_scratch);
+    let layer = input.layer.as_ref().or(throwaway.as_ref());
+    // With a layer, the new root is the merged tree, not the rootfs.
+    let root = layer.map(|l| &l.merged).unwrap_or(&input.rootfs);
     let in_root = |p: &str| root.join(p.trim_start_matches('/'));
     let mut steps = Vec::new();
 
     // On the host, before anything starts: the cgroup and its limits.
-    if !input.cgroup_dirs.is_empty() {
-        let dirs = input.cgroup_dirs.clone();
-        let shell = format!("mkdir {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" "));
-        steps.push(step("cgroup-create", Actor::Supervisor, Action::CgroupCreate { dirs }, shell, "mkdir(...)"));
-    }
-    for write in &input.cgroup_writes {
-        let id = limit_step_id(&write.file);
-        let shell = format!("echo {} > {}", quote(&write.value), write.file.display());
-        let syscall = format!("write(\"{}\", \"{}\")", write.file.display(), write.value);
-        steps.push(step(id, Actor::Supervisor, Action::CgroupLimit { write: write.clone() }, shell, syscall));
-    }
+    cgroup_steps(&input.cgroup, &mut steps);
+    steps.push(spawn_step(input.cgroup.clone_into.clone()));
 
     // The child makes the user namespace; the supervisor maps its ids and
     // puts it into the cgroup; then the child makes the other namespaces.
     steps.push(ns_step(Namespace::User));
     let (uid_map, gid_map) = (input.ids.uid_map(), input.ids.gid_map());
+    // Only an unprivileged writer must deny setgroups before it may write gid_map.
+    let deny_setgroups = matches!(input.ids, IdMapping::Single { .. });
+    let setgroups = if deny_setgroups { "echo deny > /proc/PID/setgroups; " } else { "" };
     steps.push(step(
         "uid-map",
         Actor::Supervisor,
-        Action::IdMaps { uid_map: uid_map.clone(), gid_map: gid_map.clone() },
-        format!("echo '{uid_map}' > /proc/PID/uid_map; echo deny > /proc/PID/setgroups; echo '{gid_map}' > /proc/PID/gid_map"),
-        "write(\"/proc/PID/uid_map\"); write(\"/proc/PID/setgroups\"); write(\"/proc/PID/gid_map\")",
+        Action::IdMaps { uid_map: uid_map.clone(), gid_map: gid_map.clone(), deny_setgroups },
+        format!("echo '{uid_map}' > /proc/PID/uid_map; {setgroups}echo '{gid_map}' > /proc/PID/gid_map"),
     ));
-    if !input.cgroup_procs.is_empty() {
-        let procs = input.cgroup_procs.clone();
-        let shell = procs.iter().map(|p| format!("echo PID > {}", p.display())).collect::<Vec<_>>().join("; ");
-        steps.push(step("cgroup-join", Actor::Supervisor, Action::CgroupJoin { procs }, shell, "write(\"cgroup.procs\", PID)"));
+    let idmapped = input.idmapped && matches!(input.ids, IdMapping::Range { .. });
+    if idmapped {
+        steps.push(step(
+            "idmap-rootfs",
+            Actor::Supervisor,
+            Action::IdmapRootfs { rootfs: input.rootfs.clone() },
+            format!("mount --bind -o X-mount.idmap=/proc/PID/ns/user {0} {0}", quote(&input.rootfs.to_string_lossy())),
+        ));
+    }
+    if !input.cgroup.is_empty() && input.cgroup.clone_into.is_none() {
+        steps.push(cgroup_join_step(Actor::Supervisor, &input.cgroup.procs));
     }
     for namespace in [Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Net, Namespace::Cgroup, Namespace::Pid] {
         if namespace == Namespace::Net && profile.network == NetworkMode::Host {
             continue;
         }
-        if namespace == Namespace::Cgroup && input.cgroup_procs.is_empty() {
+        if namespace == Namespace::Cgroup && input.cgroup.is_empty() {
             // Without a cgroup of its own, a cgroup namespace would show the caller's.
             continue;
         }
@@ -317,40 +395,43 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         init,
         Action::SetHostname { hostname: profile.run.hostname.clone() },
         format!("hostname {}", quote(&profile.run.hostname)),
-        format!("sethostname(\"{}\")", profile.run.hostname),
     ));
     if profile.network == NetworkMode::Loopback {
+        let range = input.ids.inside_gid_range();
         steps.push(step(
             "loopback-up",
             init,
-            Action::LoopbackUp { ping_group_range: input.ids.inside_gid_range() },
-            format!("ip link set lo up; sysctl -w net.ipv4.ping_group_range='{}'", input.ids.inside_gid_range()),
-            "ioctl(sock, SIOCSIFFLAGS, {\"lo\", IFF_UP}); write(\"/proc/sys/net/ipv4/ping_group_range\")",
+            Action::LoopbackUp { ping_group_range: range.clone() },
+            format!("ip link set lo up; sysctl -w net.ipv4.ping_group_range='{range}'"),
         ));
     }
-    steps.push(step(
-        "mount-private",
-        init,
-        Action::MakeMountsPrivate,
-        "mount --make-rprivate /",
-        "mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL)",
-    ));
-    let idmapped = input.idmapped && matches!(input.ids, IdMapping::Range { .. });
-    let (bind_shell, bind_syscall) = if idmapped {
-        (
-            format!("mount --bind -o X-mount.idmap=/proc/PID/ns/user {0} {0}", quote(&input.rootfs.to_string_lossy())),
-            "open_tree(OPEN_TREE_CLONE|AT_RECURSIVE); mount_setattr(MOUNT_ATTR_IDMAP); move_mount(...)".to_string(),
-        )
-    } else {
-        (
-            format!("mount --rbind {0} {0}", quote(&input.rootfs.to_string_lossy())),
-            format!("mount(\"{0}\", \"{0}\", NULL, MS_BIND|MS_REC, NULL)", input.rootfs.display()),
-        )
-    };
+    steps.push(step("mount-private", init, Action::MakeMountsPrivate, "mount --make-rprivate /"));
     let rootfs = &input.rootfs;
-    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped, nosuid: true }, bind_shell, bind_syscall));
-    if let Some(layer) = &input.layer {
-        let options = format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), layer.upper.display(), layer.work.display());
+    let bind_shell = if idmapped {
+        "(attach the idmapped tree the supervisor made)".to_string()
+    } else {
+        format!("mount --rbind {0} {0} && mount -o remount,bind,nosuid,nodev {0}", quote(&rootfs.to_string_lossy()))
+    };
+    steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped, nosuid: true }, bind_shell));
+    if let (Some(scratch), Some(layer)) = (&scratch, layer) {
+        let size = profile.limits.tmp;
+        let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
+        steps.push(step(
+            "mount-scratch",
+            init,
+            Action::MountScratch { target: scratch.clone(), size },
+            format!(
+                "mount -t tmpfs -o mode=0755{size_opt} tmpfs {0} && mkdir {1} {2} {3}",
+                scratch.display(),
+                layer.upper.display(),
+                layer.work.display(),
+                layer.merged.display()
+            ),
+        ));
+    }
+    if let Some(layer) = layer {
+        let options =
+            format!("userxattr,lowerdir={},upperdir={},workdir={}", rootfs.display(), layer.upper.display(), layer.work.display());
         steps.push(step(
             "mount-overlay",
             init,
@@ -361,7 +442,6 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
                 target: layer.merged.clone(),
             },
             format!("mount -t overlay overlay -o nosuid,nodev,{options} {}", layer.merged.display()),
-            format!("mount(\"overlay\", \"{}\", \"overlay\", MS_NOSUID|MS_NODEV, \"{options}\")", layer.merged.display()),
         ));
     }
     steps.push(mount_proc_step(init, in_root("/proc")));
@@ -375,7 +455,6 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             in_root("/dev").display(),
             DEVICES.join(" ")
         ),
-        "mount(\"tmpfs\", \".../dev\", \"tmpfs\", MS_NOSUID|MS_STRICTATIME, \"mode=755\"); mount(\"/dev/null\", ..., MS_BIND)",
     ));
     steps.push(step(
         "mount-devpts",
@@ -386,7 +465,6 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             in_root("/dev/pts").display(),
             in_root("/dev/shm").display()
         ),
-        "mount(\"devpts\", \".../dev/pts\", \"devpts\", MS_NOSUID|MS_NOEXEC, \"newinstance,ptmxmode=0666,mode=620\")",
     ));
     steps.push(mount_tmp_step(init, in_root("/tmp"), profile.limits.tmp));
     if profile.network != NetworkMode::Host {
@@ -395,45 +473,29 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             init,
             Action::MountSys { target: in_root("/sys") },
             format!("mount -t sysfs -o ro,nosuid,nodev,noexec sysfs {}", in_root("/sys").display()),
-            "mount(\"sysfs\", \".../sys\", \"sysfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)",
         ));
     }
     for mount in &profile.mounts {
         let target = in_root(&mount.target);
-        let ro = if mount.readonly { " && mount -o remount,bind,ro " } else { "" };
-        let shell = format!(
-            "mount --rbind {} {}{ro}{}",
-            quote(&mount.source.to_string_lossy()),
-            target.display(),
-            if mount.readonly { target.display().to_string() } else { String::new() }
-        );
-        steps.push(step(
-            "bind-mount",
-            init,
-            Action::BindMount { source: mount.source.clone(), target, readonly: mount.readonly },
-            shell,
-            "mount(SOURCE, TARGET, NULL, MS_BIND|MS_REC, NULL)",
-        ));
+        let ro = if mount.readonly { format!(" && mount --make-rro... (mount_setattr -R ro) {}", target.display()) } else { String::new() };
+        let shell = format!("mount --rbind {} {}{ro}", quote(&mount.source.to_string_lossy()), target.display());
+        steps.push(step("bind-mount", init, Action::BindMount { source: mount.source.clone(), target, readonly: mount.readonly }, shell));
     }
     steps.push(step(
         "pivot-root",
         init,
         Action::PivotRoot { new_root: root.clone() },
         format!("cd {} && pivot_root . . && umount -l .", quote(&root.to_string_lossy())),
-        format!("chdir(\"{}\"); pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH); chdir(\"/\")", root.display()),
     ));
-    // The shared rootfs is read-only; an instance's `/` is its own writable layer.
-    let root_readonly = input.layer.is_none().then(|| PathBuf::from("/"));
+    // The shared rootfs is read-only; a layer's `/` is writable.
+    let root_readonly = layer.is_none().then(|| PathBuf::from("/"));
     let readonly: Vec<PathBuf> = root_readonly.into_iter().chain(READONLY_PROC.iter().map(PathBuf::from)).collect();
+    let root_ro = if layer.is_none() { "mount -o remount,bind,ro /; " } else { "" };
     steps.push(step(
         "readonly-paths",
         init,
         Action::RemountReadonly { paths: readonly },
-        format!(
-            "mount -o remount,bind,ro /; for p in {}; do mount --bind $p $p; mount -o remount,bind,ro $p; done",
-            READONLY_PROC.join(" ")
-        ),
-        "mount(NULL, \"/\", NULL, MS_REMOUNT|MS_BIND|MS_RDONLY, NULL)",
+        format!("{root_ro}for p in {}; do mount --bind $p $p; mount -o remount,bind,ro $p; done", READONLY_PROC.join(" ")),
     ));
     steps.push(step(
         "mask-paths",
@@ -442,104 +504,88 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
             files: MASKED_FILES.iter().map(PathBuf::from).collect(),
             dirs: MASKED_DIRS.iter().map(PathBuf::from).collect(),
         },
-        format!("for f in {}; do mount --bind /dev/null $f; done", MASKED_FILES.join(" ")),
-        "mount(\"/dev/null\", FILE, NULL, MS_BIND, NULL); mount(\"tmpfs\", DIR, \"tmpfs\", MS_RDONLY, NULL)",
+        format!(
+            "for f in {}; do mount --bind /dev/null $f; done; for d in {}; do mount -t tmpfs -o ro,size=0 tmpfs $d; done",
+            MASKED_FILES.join(" "),
+            MASKED_DIRS.join(" ")
+        ),
     ));
-    final_steps(input, &mut steps);
+    final_steps(input, init, &mut steps);
     steps
 }
 
+/// After the command: the supervisor waits, then removes the cgroup.
+fn teardown_steps(input: &Input, steps: &mut Vec<Step>) {
+    steps.push(step("wait", Actor::Supervisor, Action::Wait, "wait $PID"));
+    if !input.cgroup.is_empty() && input.mode == Mode::Namespace {
+        let dirs = input.cgroup.dirs.clone();
+        let shell = format!(
+            "kill -9 $(cat {}); rmdir {}",
+            input.cgroup.procs.first().map(|p| p.display().to_string()).unwrap_or_default(),
+            path_words(&dirs)
+        );
+        steps.push(step("cgroup-remove", Actor::Supervisor, Action::CgroupRemove { dirs }, shell));
+    }
+}
+
 /// `sandbox exec`: join a running sandbox, then become its user with the same
-/// restrictions as its own command had.
+/// restrictions as its own command had. The supervisor enters the PID
+/// namespace (for its next child only), the child joins the cgroup and the
+/// other namespaces and becomes the command, as `nsenter --all` does.
 pub fn join(input: &Input, init_pid: i32) -> Plan {
-    let mut steps = Vec::new();
+    let mut steps =
+        vec![step("join-pid-namespace", Actor::Supervisor, Action::JoinPid { init_pid }, format!("nsenter --target {init_pid} --pid"))];
+    steps.push(spawn_step(input.cgroup.clone_into.clone()));
+    // The joining process puts itself into the instance's cgroup first (its
+    // limits hold for it too), while it still sees the host's cgroupfs.
+    if !input.cgroup.procs.is_empty() && input.cgroup.clone_into.is_none() {
+        steps.push(cgroup_join_step(Actor::Child, &input.cgroup.procs));
+    }
     steps.push(step(
         "join-namespaces",
         Actor::Child,
         Action::JoinNamespaces { init_pid },
         format!("nsenter --target {init_pid} --user --mount --uts --ipc --net --cgroup"),
-        format!("setns(open(\"/proc/{init_pid}/ns/user\"), 0); setns(.../mnt); ...; chdir(\"/\")"),
     ));
-    // The supervisor puts the joining child into the instance's cgroup (its limits hold for it too).
-    if !input.cgroup_procs.is_empty() {
-        let procs = input.cgroup_procs.clone();
-        let shell = procs.iter().map(|p| format!("echo PID > {}", p.display())).collect::<Vec<_>>().join("; ");
-        steps.push(step("cgroup-join", Actor::Supervisor, Action::CgroupJoin { procs }, shell, "write(\"cgroup.procs\", PID)"));
-    }
-    steps.push(step(
-        "join-pid-namespace",
-        Actor::Child,
-        Action::JoinPid { init_pid },
-        format!("nsenter --target {init_pid} --pid"),
-        format!("setns(open(\"/proc/{init_pid}/ns/pid\"), CLONE_NEWPID); fork()"),
-    ));
-    final_steps(input, &mut steps);
+    final_steps(input, Actor::Child, &mut steps);
+    steps.push(step("wait", Actor::Supervisor, Action::Wait, "wait $PID"));
     Plan { mode: Mode::Namespace, steps }
 }
 
 fn mount_proc_step(actor: Actor, target: PathBuf) -> Step {
-    step(
-        "mount-proc",
-        actor,
-        Action::MountProc { target: target.clone() },
-        format!("mount -t proc proc {}", target.display()),
-        "mount(\"proc\", \".../proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)",
-    )
+    let shell = format!("mount -t proc proc {}", target.display());
+    step("mount-proc", actor, Action::MountProc { target }, shell)
 }
 
 fn mount_tmp_step(actor: Actor, target: PathBuf, size: Option<u64>) -> Step {
     let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
-    step(
-        "mount-tmp",
-        actor,
-        Action::MountTmp { target: target.clone(), size },
-        format!("mount -t tmpfs -o mode=1777,nosuid,nodev{size_opt} tmpfs {}", target.display()),
-        format!("mount(\"tmpfs\", \".../tmp\", \"tmpfs\", MS_NOSUID|MS_NODEV, \"mode=1777{size_opt}\")"),
-    )
+    let shell = format!("mount -t tmpfs -o mode=1777,nosuid,nodev{size_opt} tmpfs {}", target.display());
+    step("mount-tmp", actor, Action::MountTmp { target, size }, shell)
 }
 
 /// The last steps before the command, the same for a new sandbox and for
 /// `exec` into a running one: session, user, capabilities, no_new_privs,
 /// descriptors, seccomp, and the command.
-fn final_steps(input: &Input, steps: &mut Vec<Step>) {
-    let init = Actor::Init;
-    steps.push(step("new-session", init, Action::NewSession, "setsid", "setsid(); keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)"));
-    user_steps(input, init, steps);
-    steps.push(step("no-new-privs", init, Action::NoNewPrivs, "setpriv --no-new-privs", "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)"));
-    steps.push(close_fds_step(init));
+fn final_steps(input: &Input, actor: Actor, steps: &mut Vec<Step>) {
+    steps.push(step("new-session", actor, Action::NewSession, "setsid"));
+    user_steps(input, actor, steps);
+    steps.push(step("no-new-privs", actor, Action::NoNewPrivs, "setpriv --no-new-privs"));
+    steps.push(close_fds_step(actor));
     let denied: Vec<String> = crate::isolate::seccomp::DENIED.iter().map(|d| d.syscall.to_string()).collect();
-    steps.push(step(
-        "seccomp",
-        init,
-        Action::Seccomp { denied: denied.clone() },
-        "(no shell command: bwrap --seccomp FD or docker's default profile)",
-        format!("seccomp(SECCOMP_SET_MODE_FILTER, 0, {{{} denied}})", denied.len()),
-    ));
-    steps.push(exec_step(input, init));
+    steps.push(step("seccomp", actor, Action::Seccomp { denied }, "(no shell command: bwrap --seccomp FD or docker's default profile)"));
+    steps.push(exec_step(input, actor));
 }
 
 fn close_fds_step(actor: Actor) -> Step {
-    step("close-fds", actor, Action::CloseFds, "exec 3>&- 4>&- ...", "close_range(3, ~0U, 0)")
+    step("close-fds", actor, Action::CloseFds, "exec 3>&- 4>&- ...")
 }
 
 fn ns_step(namespace: Namespace) -> Step {
-    let (shell, syscall) = match namespace {
-        Namespace::Pid => ("unshare --pid --fork".to_string(), "unshare(CLONE_NEWPID); fork()".to_string()),
-        n => (format!("unshare {}", n.unshare_option()), format!("unshare(CLONE_NEW{})", flag_name(n))),
+    let shell = match namespace {
+        Namespace::Pid => "unshare --pid --fork".to_string(),
+        n => format!("unshare {}", n.unshare_option()),
     };
-    step(namespace.step_id(), Actor::Child, Action::Unshare { namespace }, shell, syscall)
-}
-
-fn flag_name(namespace: Namespace) -> &'static str {
-    match namespace {
-        Namespace::User => "USER",
-        Namespace::Mount => "NS",
-        Namespace::Uts => "UTS",
-        Namespace::Ipc => "IPC",
-        Namespace::Net => "NET",
-        Namespace::Cgroup => "CGROUP",
-        Namespace::Pid => "PID",
-    }
+    step(namespace.step_id(), Actor::Child, Action::Unshare { namespace }, shell)
 }
 
 /// Each limit is its own step, named by what it limits.
@@ -552,6 +598,60 @@ fn limit_step_id(file: &Path) -> &'static str {
     } else {
         "cgroup-cpu-limit"
     }
+}
+
+/// `sandbox doctor`'s probe of the namespace mode's mount sequence: the same
+/// actions `run` carries out, on a tmpfs at `dir` (in a child that exits
+/// after, so nothing stays): a new mount namespace (in a new user namespace
+/// without root), private propagation, a mount point, pivot_root, detach.
+pub fn probe_mount_namespace(dir: &Path, as_root: bool, uid: u32, gid: u32) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if !as_root {
+        steps.push(ns_step(Namespace::User));
+        steps.push(id_maps_self_step(uid, gid));
+    }
+    steps.push(ns_step(Namespace::Mount));
+    steps.push(step("mount-private", Actor::Child, Action::MakeMountsPrivate, "mount --make-rprivate /"));
+    steps.push(step(
+        "mount-scratch",
+        Actor::Child,
+        Action::MountScratch { target: dir.to_path_buf(), size: Some(1 << 20) },
+        format!("mount -t tmpfs tmpfs {}", dir.display()),
+    ));
+    steps.push(step(
+        "pivot-root",
+        Actor::Child,
+        Action::PivotRoot { new_root: dir.to_path_buf() },
+        format!("cd {} && pivot_root . . && umount -l .", dir.display()),
+    ));
+    steps
+}
+
+/// `sandbox doctor`'s probe of a user namespace, as this user or (from root)
+/// as `as_user` without any privilege.
+pub fn probe_user_namespace(as_user: Option<u32>, uid: u32, gid: u32) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(id) = as_user {
+        steps.push(step(
+            "probe-as",
+            Actor::Child,
+            Action::ProbeAs { uid: id, gid: id },
+            format!("setpriv --reuid={id} --regid={id} --clear-groups"),
+        ));
+    }
+    steps.push(ns_step(Namespace::User));
+    steps.push(id_maps_self_step(uid, gid));
+    steps
+}
+
+fn id_maps_self_step(uid: u32, gid: u32) -> Step {
+    let (uid_map, gid_map) = (format!("0 {uid} 1"), format!("0 {gid} 1"));
+    step(
+        "uid-map",
+        Actor::Child,
+        Action::IdMapsSelf { uid_map: uid_map.clone(), gid_map: gid_map.clone() },
+        format!("echo deny > /proc/self/setgroups; echo '{uid_map}' > /proc/self/uid_map; echo '{gid_map}' > /proc/self/gid_map"),
+    )
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use serde::Serialize;
 pub enum Actor {
     /// The `sandbox` process on the host: cgroups, uid maps, waiting.
     Supervisor,
-    /// The first child: creates the namespaces one by one.
+    /// The first child: in a fast launch it is PID 1 at once (one clone3 made
+    /// every namespace); explained, it creates the namespaces one by one and forks PID 1.
     Child,
     /// PID 1 of the new PID namespace: builds the new root, then runs the command.
     Init,
@@ -88,7 +89,7 @@ impl Namespace {
 }
 
 /// A cgroup file the supervisor writes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CgroupWrite {
     pub file: PathBuf,
     pub value: String,
@@ -97,24 +98,47 @@ pub struct CgroupWrite {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Action {
-    /// Make the sandbox's cgroup directories (one per v1 hierarchy, or one on v2).
+    /// cgroup v2 without systemd, when the tool's own cgroup holds processes:
+    /// move the tool's own process (only it) into a `supervisor` leaf, so its
+    /// old cgroup may hand controllers down (no process in an inner cgroup).
+    CgroupMoveSelf {
+        leaf: PathBuf,
+    },
+    /// Make the sandbox's cgroup directories (one per v1 hierarchy, or one on
+    /// v2), and on v2 enable the controllers the parent does not hand down yet.
     CgroupCreate {
         dirs: Vec<PathBuf>,
+        enable: Option<CgroupWrite>,
     },
     /// Write a limit into a cgroup file.
     CgroupLimit {
         write: CgroupWrite,
     },
+    /// Start the sandbox's first process. `into_cgroup`: born in that cgroup
+    /// (clone3 with CLONE_INTO_CGROUP, cgroup v2), so no `CgroupJoin` follows.
+    /// Without explanation the namespace steps that follow are made by this
+    /// same clone3; `explain` makes them one at a time.
+    Spawn {
+        into_cgroup: Option<PathBuf>,
+    },
     /// Unshare one namespace (the PID namespace: unshare, then fork PID 1).
     Unshare {
         namespace: Namespace,
     },
-    /// Write /proc/PID/uid_map, setgroups and gid_map of the child.
+    /// Write /proc/PID/uid_map, then (`deny_setgroups`: as an unprivileged
+    /// user must) setgroups, then gid_map of the child.
     IdMaps {
         uid_map: String,
         gid_map: String,
+        deny_setgroups: bool,
     },
-    /// Move the child into the sandbox's cgroups (cgroup.procs).
+    /// The supervisor makes a detached copy of the rootfs mount whose owners are
+    /// shifted into the child's user namespace, and hands it to PID 1.
+    IdmapRootfs {
+        rootfs: PathBuf,
+    },
+    /// Move a process into the sandbox's cgroups (cgroup.procs): the child, by
+    /// the supervisor; with `sandbox exec`, the joining process itself.
     CgroupJoin {
         procs: Vec<PathBuf>,
     },
@@ -131,21 +155,29 @@ pub enum Action {
         idmapped: bool,
         nosuid: bool,
     },
-    /// An instance's own writable layer over the shared rootfs (overlayfs):
-    /// what the student writes goes to `upper`, the rootfs stays untouched.
+    /// A one-off run's throwaway layer: a tmpfs (private to the sandbox's
+    /// mount namespace) holding the overlay's upper, work and merged directories.
+    MountScratch {
+        target: PathBuf,
+        size: Option<u64>,
+    },
+    /// A writable layer over the shared rootfs (overlayfs): what the student
+    /// writes goes to `upper`, the rootfs stays untouched. Mounted inside the
+    /// user namespace, so its own attributes are `user.overlay.*` xattrs (`userxattr`).
     MountOverlay {
         lower: PathBuf,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
     },
-    /// `sandbox exec`: enter the namespaces and the root of a running
-    /// sandbox's PID 1 (every namespace but the PID one, which `JoinPid` enters).
-    JoinNamespaces {
+    /// `sandbox exec`: setns into the PID namespace of `init_pid` (the
+    /// supervisor, for the process it starts next).
+    JoinPid {
         init_pid: i32,
     },
-    /// setns into the PID namespace of `init_pid`, then fork: the new process is in it.
-    JoinPid {
+    /// `sandbox exec`: enter the other namespaces and the root of a running
+    /// sandbox's PID 1.
+    JoinNamespaces {
         init_pid: i32,
     },
     MountProc {
@@ -167,6 +199,7 @@ pub enum Action {
     MountSys {
         target: PathBuf,
     },
+    /// A host directory shown inside; `readonly`: every mount below it too.
     BindMount {
         source: PathBuf,
         target: PathBuf,
@@ -176,11 +209,13 @@ pub enum Action {
     PivotRoot {
         new_root: PathBuf,
     },
-    /// Read-only: the rootfs itself, /proc/sys and friends.
+    /// Read-only, with every mount below (`/` itself only: /proc, /dev and
+    /// /tmp on it keep their own flags).
     RemountReadonly {
         paths: Vec<PathBuf>,
     },
-    /// Hide sensitive /proc files (a /dev/null or an empty read-only tmpfs over them).
+    /// Hide sensitive /proc files (a /dev/null or an empty read-only tmpfs over
+    /// them); one the kernel does not have is skipped.
     MaskPaths {
         files: Vec<PathBuf>,
         dirs: Vec<PathBuf>,
@@ -214,7 +249,8 @@ pub enum Action {
     Seccomp {
         denied: Vec<String>,
     },
-    /// Close every inherited file descriptor above 2.
+    /// Close every inherited file descriptor above 2 (the tool's channel, fd 3,
+    /// closes itself at exec).
     CloseFds,
     /// Start the command (PID 1 stays behind as init in namespace mode). An
     /// empty `argv` is a background instance: PID 1 waits until it is stopped.
@@ -222,6 +258,23 @@ pub enum Action {
         argv: Vec<String>,
         env: Vec<(String, String)>,
         workdir: PathBuf,
+    },
+    /// The supervisor waits for the sandbox's first process; its status is the run's.
+    Wait,
+    /// End what is left in the sandbox's cgroups, then remove them.
+    CgroupRemove {
+        dirs: Vec<PathBuf>,
+    },
+    /// `sandbox doctor`: become an unprivileged user (and stay dumpable, so
+    /// the process may still write its own /proc files), to probe as them.
+    ProbeAs {
+        uid: u32,
+        gid: u32,
+    },
+    /// `sandbox doctor`: write this process's own uid and gid maps.
+    IdMapsSelf {
+        uid_map: String,
+        gid_map: String,
     },
 }
 
@@ -234,6 +287,7 @@ pub struct Step {
     pub action: Action,
     /// The same thing done by hand in a shell.
     pub shell: String,
-    /// The system call(s) it makes, with arguments.
+    /// The system call(s) it makes, with arguments: rendered from the calls the
+    /// executor makes for `action` (see `isolate::describe`), so they cannot drift.
     pub syscall: String,
 }

@@ -10,10 +10,14 @@ fn input(profile: &Profile, mode: Mode) -> Input<'_> {
         term: Some("xterm-256color".into()),
         ids: IdMapping::Range { host_base: 1 << 20 },
         idmapped: true,
-        cgroup_dirs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1")],
-        cgroup_writes: vec![CgroupWrite { file: "/sys/fs/cgroup/sandbox-run-1/memory.max".into(), value: "536870912".into() }],
-        cgroup_procs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1/cgroup.procs")],
+        cgroup: CgroupPlan {
+            dirs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1")],
+            writes: vec![CgroupWrite { file: "/sys/fs/cgroup/sandbox-run-1/memory.max".into(), value: "536870912".into() }],
+            procs: vec![PathBuf::from("/sys/fs/cgroup/sandbox-run-1/cgroup.procs")],
+            ..Default::default()
+        },
         layer: None,
+        throwaway: false,
     }
 }
 
@@ -39,7 +43,7 @@ fn namespace_plan_runs_in_the_kernel_s_order() {
     assert!(pos("pivot-root") < pos("readonly-paths") && pos("readonly-paths") < pos("mask-paths"));
     // Privileges go last, seccomp the very last before exec.
     assert!(pos("set-user") < pos("drop-capabilities") && pos("drop-capabilities") < pos("no-new-privs"));
-    assert_eq!(ids[ids.len() - 2..], ["seccomp", "exec-command"]);
+    assert_eq!(ids[ids.len() - 4..], ["seccomp", "exec-command", "wait", "cgroup-remove"]);
 }
 
 #[test]
@@ -58,9 +62,7 @@ fn host_network_keeps_the_host_namespace_and_no_cgroup_no_cgroup_namespace() {
     let mut profile = shell();
     profile.network = NetworkMode::Host;
     let mut input = input(&profile, Mode::Namespace);
-    input.cgroup_dirs.clear();
-    input.cgroup_writes.clear();
-    input.cgroup_procs.clear();
+    input.cgroup = CgroupPlan::default();
     let ids = build(&input).ids();
     for absent in ["new-net-namespace", "loopback-up", "new-cgroup-namespace", "cgroup-create", "cgroup-join"] {
         assert!(!ids.contains(&absent), "{absent} in {ids:?}");
@@ -90,6 +92,7 @@ fn chroot_plan_is_the_classic_jail() {
     assert_eq!(
         ids,
         [
+            "start-child",
             "new-mount-namespace",
             "mount-private",
             "bind-rootfs",
@@ -99,7 +102,8 @@ fn chroot_plan_is_the_classic_jail() {
             "chroot",
             "set-user",
             "close-fds",
-            "exec-command"
+            "exec-command",
+            "wait"
         ]
     );
 }
