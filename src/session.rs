@@ -124,9 +124,16 @@ fn idmapped_mounts_supported() -> bool {
 fn lease_id_range(state: &Path) -> std::io::Result<(u32, File)> {
     use std::os::fd::AsRawFd;
     let dir = state.join("run/ids");
-    std::fs::create_dir_all(&dir)?;
+    let open = |slot: u32| File::options().create(true).truncate(false).write(true).open(dir.join(format!("{slot}.lock")));
     for slot in 0..ID_SLOTS {
-        let file = File::options().create(true).truncate(false).write(true).open(dir.join(format!("{slot}.lock")))?;
+        let file = match open(slot) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The first run of this state directory.
+                std::fs::create_dir_all(&dir)?;
+                open(slot)?
+            }
+            other => other?,
+        };
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok((ID_BASE + slot * plan::ID_RANGE, file));

@@ -171,7 +171,7 @@ impl fmt::Display for Call {
             Call::Chroot { path } => write!(f, "chroot({})", q(path)),
             Call::Chdir { path } => write!(f, "chdir({})", q(path)),
             Call::Sethostname { name } => write!(f, "sethostname({name:?})"),
-            Call::CreateFile { path, mode } => write!(f, "open({}, O_CREAT|O_WRONLY|O_NOFOLLOW, {mode:o})", q(path)),
+            Call::CreateFile { path, mode } => write!(f, "mknod({}, S_IFREG|{mode:o}, 0)", q(path)),
             Call::Mkdir { path, mode } => write!(f, "mkdir({}, {mode:o})", q(path)),
             Call::Symlink { target, link } => write!(f, "symlink({}, {})", q(target), q(link)),
             Call::WriteFile { path, content } => write!(f, "write(open({}), {content:?})", q(path)),
