@@ -12,6 +12,7 @@
     helpers.py concurrent SANDBOX PROFILE N SECONDS OUT
                                             measure 3: N `sandbox run` at once
     helpers.py strace-phases FULL OUT LIGHT...  where the start time goes, from `strace -f -ttt` traces
+    helpers.py before-exec TRACE OUT        the system calls of a start before the command's execve
     helpers.py report WORK OUT              bench/RESULTS.md from everything in WORK
 
 Nothing here asserts a timing: the numbers are reported, never judged.
@@ -260,14 +261,20 @@ def concurrent(sandbox, profile, n, seconds, out):
     """Start N `sandbox run PROFILE -- /bin/sleep SECONDS` at once, as a teacher's
     script would (each a background process), and poll until every one has its
     sleep running inside. The process tree of one instance is
-    supervisor -> child (the namespaces) -> init (PID 1 inside) -> sleep.
-    Then read VmRSS of the three sandbox processes and PSS (shared pages
-    counted once) of the whole instance, stop every supervisor by its PID
-    (SIGTERM; it forwards the signal inside), and check nothing is left."""
+    supervisor -> init (PID 1 inside) -> sleep. With SANDBOX `bwrap` and
+    PROFILE a rootfs directory: N bubblewrap sandboxes of the same rootfs,
+    bwrap -> bwrap (PID 1 inside) -> sleep. Then read VmRSS of the two
+    wrapper processes and PSS (shared pages counted once) of the whole tree,
+    stop every first process by its PID (SIGTERM; it forwards the signal
+    inside), and check nothing is left."""
+    if sandbox == "bwrap":
+        argv = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--die-with-parent",
+                "--ro-bind", profile, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/sleep", str(seconds)]
+    else:
+        argv = [sandbox, "run", profile, "--", "/bin/sleep", str(seconds)]
     before = mem_available_kb()
     t0 = time.monotonic()
-    procs = [subprocess.Popen([sandbox, "run", profile, "--", "/bin/sleep", str(seconds)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(n)]
     spawned = time.monotonic() - t0
     trees = {}
@@ -283,12 +290,12 @@ def concurrent(sandbox, profile, n, seconds, out):
                     trees[p.pid] = None
                     continue
                 chain = [p.pid]
-                while len(chain) < 4:
+                while len(chain) < 3:
                     k = children(chain[-1])
                     if not k:
                         break
                     chain.append(k[0])
-                if len(chain) == 4 and comm(chain[3]) == "sleep":
+                if len(chain) == 3 and comm(chain[2]) == "sleep":
                     trees[p.pid] = chain
             if trees and first is None:
                 first = time.monotonic() - t0
@@ -297,9 +304,9 @@ def concurrent(sandbox, profile, n, seconds, out):
         live = [c for c in trees.values() if c]
         mem = {
             "supervisor_rss_kb": [status_kb(c[0], "VmRSS") for c in live],
-            "child_rss_kb": [status_kb(c[1], "VmRSS") for c in live],
-            "init_rss_kb": [status_kb(c[2], "VmRSS") for c in live],
+            "init_rss_kb": [status_kb(c[1], "VmRSS") for c in live],
             "instance_pss_kb": [sum(pss_kb(x) for x in c) for c in live],
+            "wrapper_pss_kb": [sum(pss_kb(x) for x in c[:2]) for c in live],
         }
         during = mem_available_kb()
     finally:
@@ -318,7 +325,7 @@ def concurrent(sandbox, profile, n, seconds, out):
                 p.kill()
                 codes.append(p.wait())
     time.sleep(0.2)
-    leftover = [x for c in trees.values() if c for x in c[1:] if comm(x) in ("sandbox", "sleep")]
+    leftover = [x for c in trees.values() if c for x in c[1:] if comm(x) in ("sandbox", "sleep", "bwrap")]
     # The supervisor names its cgroup sandbox-run-<its pid>-...: none may stay.
     import glob
     leftover_cgroups = []
@@ -388,6 +395,20 @@ def strace_phases(full, out, light):
         d = sorted(durations[i])
         result.append({"phase": name, "median_s": d[len(d) // 2], "syscalls": sum(calls.values()), "top": top})
     json.dump({"runs": len(light), "phases": result}, open(out, "w"), indent=1)
+
+
+def before_exec(trace, out):
+    """The system calls of every process of a start before the command's
+    execve, from one `strace -f` trace ("resumed" lines are halves of one call)."""
+    calls = {}
+    for line in open(trace):
+        if 'execve("/bin/true"' in line:
+            break
+        m = re.match(r"^(\d+)\s+(\w+)\(", line)
+        if m and "resumed>" not in line:
+            calls[m.group(2)] = calls.get(m.group(2), 0) + 1
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:10]
+    json.dump({"calls": sum(calls.values()), "top": top}, open(out, "w"), indent=1)
 
 
 # ---------------------------------------------------------------- report
@@ -467,6 +488,12 @@ def headline(t1, t2, t4, t5, ph, work):
         x = ratio(a, b)[0]
         return f"{x:.2f}×" if x < 1 else f"{x:.1f}×"
     ns, lim = t1.get("sandbox namespace"), t1.get("sandbox namespace +limits")
+    given, given_lim = t1.get("sandbox namespace, store path given"), t1.get("sandbox namespace, store path given +limits")
+    if given:
+        H.append(f"- The launch itself (given the store path, as the store record will give it): "
+                 f"{given[0] * 1000:.1f} ms, {r(given, t1.get('bwrap'))} bwrap, {r(given, t1.get('unshare + chroot'))} "
+                 f"unshare+chroot; with limits {r(given_lim, t1.get('crun +limits'))} crun with the same limits; "
+                 f"chroot mode {r(t1.get('sandbox chroot, store path given'), t1.get('chroot'))} plain chroot.")
     if ns:
         peers = ", ".join(f"{r(ns, t1.get(p))} {p}" for p in ("bwrap", "crun", "runc", "systemd-nspawn") if t1.get(p))
         H.append(f"- Start to exit of `/bin/true`: `sandbox run` (namespace) takes {ns[0] * 1000:.0f} ms, "
@@ -486,7 +513,7 @@ def headline(t1, t2, t4, t5, ph, work):
     if c50 and c50.get("all_running_s"):
         pss = [x for x in c50["instance_pss_kb"] if x]
         H.append(f"- 50 `sandbox run` started at once are all running after {c50['all_running_s']:.1f} s; "
-                 f"one instance costs about {sum(pss) / len(pss) / 1024:.1f} MiB (PSS of its four processes).")
+                 f"one instance costs about {sum(pss) / len(pss) / 1024:.1f} MiB (PSS of its processes, sleep included).")
     parts = []
     for wl, label in (("sha256sum 128 MiB", "CPU-bound"), ("dd bs=1 x 2M", "syscall-bound")):
         h, n = t4.get(f"host: {wl}"), t4.get(f"namespace: {wl}")
@@ -496,6 +523,16 @@ def headline(t1, t2, t4, t5, ph, work):
     if parts:
         H.append(f"- Inside the sandbox, start time subtracted: {', '.join(parts)} "
                  "(a ratio whose spread includes 1 is no measurable difference).")
+    t6 = results(load(os.path.join(work, "t6.json")))
+    if t6.get("sandbox exec") and t6.get("nsenter --all"):
+        H.append(f"- `sandbox exec` into a running instance: {r(t6['sandbox exec'], t6['nsenter --all'])} "
+                 f"`nsenter --all` into the same PID 1 (which joins no cgroup and drops nothing).")
+    b50 = load(os.path.join(work, "concurrent-bwrap-50.json"))
+    if c50 and b50 and c50.get("all_running_s") and b50.get("all_running_s"):
+        H.append(f"- 50 at once: all running in {c50['all_running_s'] / b50['all_running_s']:.2f}× the time of 50 bwrap.")
+    be = load(os.path.join(work, "before-exec.json"))
+    if be:
+        H.append(f"- A warm start makes {be['calls']} system calls before the command's execve (store path given).")
     chk, dry = t5.get("sandbox check large.toml"), t5.get("sandbox explain large.toml --dry-run")
     if chk and dry:
         H.append(f"- `sandbox check` of the largest profile: {chk[0] * 1000:.0f} ms; "
@@ -615,21 +652,23 @@ def report(work, out):
     w("")
 
     # ---- 3
-    w("## 3. 30 and 50 concurrent `sandbox run` (a class starting at once)")
+    w("## 3. 30 and 50 concurrent `sandbox run` (a class starting at once), and 50 bwrap")
     w("")
-    w("Each instance: `sandbox run bench/profile-limits.toml -- /bin/sleep 5`, started as background processes "
-      "in one loop; *all running* = until every instance's `sleep` runs inside (polled through "
-      "`/proc/PID/task/PID/children`). Per instance: supervisor -> child (namespaces) -> init (PID 1) -> sleep. "
-      "RSS counts the shared pages of the `sandbox` binary in every process; PSS (from `smaps_rollup`, "
-      "shared pages divided among their users) of the four processes is the fair per-instance cost.")
+    w("Each instance: `sandbox run bench/profile-limits.toml -- /bin/sleep 5` (the build given the store path, "
+      "see table 1), started as background processes in one loop; *all running* = until every instance's "
+      "`sleep` runs inside (polled through `/proc/PID/task/PID/children`). Per instance: supervisor -> init "
+      "(PID 1) -> sleep; bubblewrap's: bwrap -> bwrap (PID 1) -> sleep, the same rootfs, no limits. RSS counts "
+      "the shared pages of the binary in every process; PSS (from `smaps_rollup`, shared pages divided among "
+      "their users) is the fair per-instance cost, of the two wrapper processes and of the whole tree.")
     w("")
-    w("| N | all spawned (s) | first running (s) | all running (s) | supervisor RSS (KiB) | child RSS (KiB) | "
-      "init RSS (KiB) | PSS per instance (KiB) | MemAvailable drop per instance (KiB) | exit codes |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for n in (30, 50):
-        c = load(os.path.join(work, f"concurrent-{n}.json"))
+    w("| tool | N | all spawned (s) | first running (s) | all running (s) | supervisor RSS (KiB) | "
+      "init RSS (KiB) | PSS of the wrappers (KiB) | PSS with sleep (KiB) | MemAvailable drop per instance (KiB) | exit codes |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for tool, n, f in (("sandbox", 30, "concurrent-30.json"), ("sandbox", 50, "concurrent-50.json"),
+                       ("bwrap", 50, "concurrent-bwrap-50.json")):
+        c = load(os.path.join(work, f))
         if not c:
-            w(f"| {n} | not measured | | | | | | | | |")
+            w(f"| {tool} | {n} | not measured | | | | | | | | |")
             continue
 
         def avg(k):
@@ -637,13 +676,40 @@ def report(work, out):
             return f"{sum(v) / len(v):.0f}" if v else "-"
         allr = f"{c['all_running_s']:.2f}" if c["all_running_s"] is not None else \
             f"not all: {c['running']}/{n} ({c['finished_early']} ended first)"
-        w(f"| {n} | {c['spawned_s']:.2f} | {c['first_running_s'] or 0:.2f} | {allr} | {avg('supervisor_rss_kb')} | "
-          f"{avg('child_rss_kb')} | {avg('init_rss_kb')} | {avg('instance_pss_kb')} | "
+        w(f"| {tool} | {n} | {c['spawned_s']:.2f} | {c['first_running_s'] or 0:.2f} | {allr} | "
+          f"{avg('supervisor_rss_kb')} | {avg('init_rss_kb')} | {avg('wrapper_pss_kb')} | {avg('instance_pss_kb')} | "
           f"{c['mem_available_drop_kb'] / n:.0f} | {', '.join(map(str, c['exit_codes']))} |")
+    c50, b50 = load(os.path.join(work, "concurrent-50.json")), load(os.path.join(work, "concurrent-bwrap-50.json"))
+    if c50 and b50 and c50.get("all_running_s") and b50.get("all_running_s"):
+        def mean(c, k):
+            v = [x for x in c.get(k, []) if x]
+            return sum(v) / len(v) if v else None
+        pr = mean(c50, "wrapper_pss_kb") / mean(b50, "wrapper_pss_kb") if mean(b50, "wrapper_pss_kb") else None
+        w("")
+        w(f"50 at once: all running after {c50['all_running_s'] / b50['all_running_s']:.2f}× bwrap's time; "
+          f"PSS of the resident processes {pr:.2f}× bwrap's." if pr else "")
     w("")
-    w("Exit code 143 = 128 + SIGTERM: the instances were stopped by their supervisors' PIDs, which forward the "
-      "signal to the command inside.")
+    w("Exit code 143 = 128 + SIGTERM: the instances were stopped by their first processes' PIDs, which forward "
+      "the signal to the command inside.")
     w("")
+
+    # ---- 6
+    t6 = results(load(os.path.join(work, "t6.json")))
+    if t6:
+        w("## 6. `sandbox exec` into a running instance against `nsenter --all`")
+        w("")
+        w("The instance: `sandbox start bench/profile-limits.toml`; `nsenter --all --target PID1 /bin/true` enters "
+          "the same namespaces (no cgroup join, no user change, no seccomp); `sandbox exec` also joins the "
+          "instance's cgroup and applies the same restrictions as its own command (user, capabilities, "
+          "no_new_privs, seccomp).")
+        w("")
+        w("| command | mean ± σ (ms) | min (ms) | ratio to nsenter |")
+        w("|---|---:|---:|---:|")
+        base = t6.get("nsenter --all")
+        for name, r in t6.items():
+            rr = ratio(r, base) if base else None
+            w(f"| {name} | {ms(r)} | {r[2] * 1000:.1f} | {fr(rr) if rr else '-'} |")
+        w("")
 
     # ---- 4
     t4 = results(load(os.path.join(work, "t4.json")))
@@ -706,6 +772,12 @@ def report(work, out):
             w(f"| {p['phase']} | {p['median_s'] * 1000:.1f} | {p['median_s'] / total * 100:.0f}% | "
               f"{p['syscalls']} | {', '.join(f'{k} {v}' for k, v in p['top'])} |")
         w("")
+    be = load(os.path.join(work, "before-exec.json"))
+    if be:
+        w(f"- A warm start given the store path (`sandbox-given run bench/profile.toml -- /bin/true`) makes "
+          f"{be['calls']} system calls, in all its processes, before the command's execve "
+          f"(`strace -f`; most frequent: {', '.join(f'{k} {v}' for k, v in be['top'])}).")
+        w("")
     try:
         summary = open(os.path.join(work, "strace-c.txt")).read().rstrip().splitlines()
     except OSError:
@@ -765,6 +837,8 @@ def main():
         sizes(args[0], args[2:], programs)
     elif cmd == "concurrent":
         concurrent(args[0], args[1], int(args[2]), args[3], args[4])
+    elif cmd == "before-exec":
+        before_exec(args[0], args[1])
     elif cmd == "strace-phases":
         strace_phases(args[0], args[1], args[2:])
     elif cmd == "report":
