@@ -274,12 +274,11 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
 fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     let running = instance.running();
     if let Some(running) = &running {
-        let pid = nix::unistd::Pid::from_raw(running.init);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = crate::isolate::signal_sandbox(running.init, nix::sys::signal::Signal::SIGTERM);
         let gone = |r: &Running| instance::start_time(r.init) != Some(r.init_start);
         wait_for(|| gone(running), Duration::from_secs(5));
         if !gone(running) {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = crate::isolate::signal_sandbox(running.init, nix::sys::signal::Signal::SIGKILL);
         }
         // The supervisor cleans up after its sandbox; give it a moment.
         wait_for(|| instance::start_time(running.supervisor) != Some(running.supervisor_start), Duration::from_secs(5));

@@ -25,3 +25,10 @@ pub use command::{NOT_EXECUTABLE, NOT_FOUND, TOOL_FAILED};
 pub use kernel::{SysError, SysResult};
 pub(crate) use setup::describe;
 pub use supervisor::{LaunchError, Options, Outcome, Pause, launch};
+
+/// `sandbox stop`: a signal to a running sandbox's PID 1, through the executor's kernel
+/// (PID 1 passes SIGTERM on to its command's group, or ends a background instance).
+pub fn signal_sandbox(init_pid: i32, signal: nix::sys::signal::Signal) -> SysResult {
+    use kernel::Kernel;
+    kernel::Real::new(None).kill(nix::unistd::Pid::from_raw(init_pid), signal)
+}
