@@ -55,8 +55,13 @@ pub enum Reason {
     Binary { name: String, origin: Origin },
     /// Named in `files`.
     ProfileFile { origin: Origin },
-    /// A lab file from `[[rootfs.copy]]` or `[[rootfs.write]]`.
-    LabFile { origin: Origin },
+    /// A lab file from `[[rootfs.copy]]` or `[[rootfs.write]]`; `special` says
+    /// what became of its setuid/setgid bits and capabilities, when it had any.
+    LabFile {
+        origin: Origin,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        special: Option<String>,
+    },
     /// The PT_INTERP of an ELF file: the dynamic loader the kernel starts first.
     Interpreter { of: PathBuf },
     /// A DT_NEEDED library, and where the search found it.
@@ -76,6 +81,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The profile line of a root reason (a binary, a file, a lab file, a locale...).
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Reason::Binary { origin, .. }
+            | Reason::ProfileFile { origin }
+            | Reason::LabFile { origin, .. }
+            | Reason::Requested { origin, .. } => Some(origin),
+            _ => None,
+        }
+    }
+
     /// The entry that caused this one, if any.
     pub fn cause(&self) -> Option<&Path> {
         match self {
@@ -95,7 +111,8 @@ impl fmt::Display for Reason {
         match self {
             Reason::Binary { name, origin } => write!(f, "binaries = [\"{name}\"] in {origin}"),
             Reason::ProfileFile { origin } => write!(f, "files in {origin}"),
-            Reason::LabFile { origin } => write!(f, "lab file from {origin}"),
+            Reason::LabFile { origin, special: None } => write!(f, "lab file from {origin}"),
+            Reason::LabFile { origin, special: Some(special) } => write!(f, "lab file from {origin} ({special})"),
             Reason::Interpreter { of } => write!(f, "PT_INTERP (dynamic loader) of {}", of.display()),
             Reason::Needed { of, how } => write!(f, "DT_NEEDED of {} ({how})", of.display()),
             Reason::Shebang { of } => write!(f, "#! interpreter of {}", of.display()),

@@ -35,7 +35,7 @@ impl Blobs {
         let mut writer = HashingWriter { inner: tmp.as_file_mut(), hasher: Sha256::new() };
         match &entry.kind {
             Kind::File { source } => {
-                io::copy(&mut File::open(source)?, &mut writer)?;
+                io::copy(&mut super::source::open(source, entry)?, &mut writer)?;
             }
             Kind::Inline { content } => writer.write_all(content.as_bytes())?,
             _ => return Err(io::Error::other("only files have blobs")),

@@ -73,7 +73,10 @@ impl Store {
         progress.set_message("hashing");
         for entry in manifest.files() {
             let hash = match &entry.kind {
-                Kind::File { source } => cache.hash(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?,
+                Kind::File { source } => {
+                    let strict = matches!(entry.reason, crate::resolve::Reason::LabFile { .. });
+                    cache.hash(source, strict).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", digest::display_path(source))))?
+                }
                 Kind::Inline { content } => digest::sha256_hex(content.as_bytes()),
                 _ => continue,
             };
