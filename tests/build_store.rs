@@ -341,3 +341,59 @@ fn files_refuse_pseudo_filesystems_and_take_foreign_elf_as_data() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("firmware.elf: ELF files for another machine than this one; copied as data"), "{}", stderr(&output));
 }
+
+/// Issue 14: `run` finds the rootfs from the store's record without resolving:
+/// host files may change or go (an `apt upgrade` between classes) and students
+/// still get the environment that was built; lab files and the profile's text
+/// invalidate the record; `build` looks at the host again and says what changed.
+#[test]
+fn a_warm_run_uses_the_record_and_build_says_what_changed() {
+    if !need_root("chroot runs") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = fs::canonicalize(work.path()).unwrap();
+    let host_file = dir.join("host/data.txt");
+    fs::create_dir_all(host_file.parent().unwrap()).unwrap();
+    fs::write(&host_file, "one\n").unwrap();
+    fs::create_dir(dir.join("files")).unwrap();
+    fs::write(dir.join("files/lab.txt"), "lab one\n").unwrap();
+    let text = format!(
+        "name = \"rec\"\n[rootfs]\nbinaries = [\"cat\"]\nfiles = [\"{}\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n[run]\nmode = \"chroot\"\n",
+        host_file.display()
+    );
+    let profile = write_profile(&dir, "rec.toml", &text);
+    let sandbox = || {
+        let mut cmd = sandbox();
+        cmd.env("SANDBOX_HOME", home.path());
+        cmd
+    };
+    let cat = |path: &str| ok(sandbox().arg("run").arg(&profile).args(["--", "/usr/bin/cat", path]));
+    ok(sandbox().arg("build").arg(&profile));
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n");
+    fs::write(&host_file, "two\n").unwrap();
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n", "a changed host file does not change the environment");
+    fs::remove_file(&host_file).unwrap();
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n", "a run does not look at the host's files");
+
+    let output = run(sandbox().arg("build").arg(&profile));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains(&format!("rec.toml:4:10: {}", host_file.parent().unwrap().display()))
+            || stderr(&output).contains("data.txt"),
+        "{}",
+        stderr(&output)
+    );
+    fs::write(&host_file, "three\n").unwrap();
+    let built = ok(sandbox().arg("build").arg(&profile));
+    assert!(built.contains("changed since the last build of this profile"), "{built}");
+    assert!(built.contains(&format!("~ {} (content)", host_file.display())), "{built}");
+    assert_eq!(cat(host_file.to_str().unwrap()), "three\n");
+
+    // Lab files and the profile's text are the teacher's: a change is seen at once.
+    fs::write(dir.join("files/lab.txt"), "lab two\n").unwrap();
+    assert_eq!(cat("/srv/lab.txt"), "lab two\n");
+    fs::write(&profile, text.replace("/srv/", "/opt/")).unwrap();
+    assert_eq!(cat("/opt/lab.txt"), "lab two\n");
+}

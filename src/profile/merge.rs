@@ -116,6 +116,7 @@ pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Resu
         limits: merged.limits,
         network: merged.network.unwrap_or(NetworkMode::Loopback),
         mounts: merged.mounts,
+        fingerprint: String::new(),
     })
 }
 

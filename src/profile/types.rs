@@ -152,4 +152,8 @@ pub struct Profile {
     pub limits: Limits,
     pub network: NetworkMode,
     pub mounts: Vec<MountSpec>,
+    /// sha256 over the text of every file of the `extends` chain and where it
+    /// came from: the profile's part of the store record's key.
+    #[serde(default)]
+    pub fingerprint: String,
 }

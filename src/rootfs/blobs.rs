@@ -31,13 +31,15 @@ impl Blobs {
         if path.exists() {
             return Ok(path);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let in_store = |e| super::store::at(&self.dir, e);
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(in_store)?;
         let mut writer = HashingWriter { inner: tmp.as_file_mut(), hasher: Sha256::new() };
         match &entry.kind {
             Kind::File { source } => {
-                io::copy(&mut super::source::open(source, entry)?, &mut writer)?;
+                let mut file = super::source::open(source, entry).map_err(|e| super::store::at(source, e))?;
+                io::copy(&mut file, &mut writer).map_err(in_store)?;
             }
-            Kind::Inline { content } => writer.write_all(content.as_bytes())?,
+            Kind::Inline { content } => writer.write_all(content.as_bytes()).map_err(in_store)?,
             _ => return Err(io::Error::other("only files have blobs")),
         }
         // The hash the digest used was taken earlier: check the copy is of the same bytes.

@@ -73,6 +73,15 @@ impl Lock {
         toml::from_str(&text).map_err(|e| format!("{}: not a lock file: {}", path.display(), e.message()))
     }
 
+    /// The paths whose entries differ between the two locks (changed, gone or new).
+    pub fn differing(&self, other: &Lock) -> Vec<PathBuf> {
+        let old: BTreeMap<&Path, &LockEntry> = self.entries.iter().map(|e| (e.path.as_path(), e)).collect();
+        let new: BTreeMap<&Path, &LockEntry> = other.entries.iter().map(|e| (e.path.as_path(), e)).collect();
+        let changed = old.iter().filter(|(path, a)| new.get(*path) != Some(*a)).map(|(path, _)| path.to_path_buf());
+        let added = new.keys().filter(|path| !old.contains_key(*path)).map(|path| path.to_path_buf());
+        changed.chain(added).collect()
+    }
+
     /// A readable account of how `other` (this host now) differs from `self`
     /// (the lock): the first `limit` differing entries, with package versions.
     pub fn diff(&self, other: &Lock, limit: usize) -> String {

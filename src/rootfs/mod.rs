@@ -5,6 +5,7 @@ pub mod digest;
 pub mod hashcache;
 pub mod lock;
 pub mod materialize;
+pub mod record;
 pub mod source;
 pub mod store;
 
