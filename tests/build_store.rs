@@ -31,7 +31,8 @@ fn same_profile_same_digest_in_any_store_and_warm_build_reuses() {
     let elsewhere = json(&ok(sandbox().current_dir(work.path()).env("SANDBOX_HOME", fresh.path()).args(["build", "shell", "--json"])));
     assert_eq!(elsewhere["digest"], first["digest"], "an empty store gives the same digest");
     assert_eq!(elsewhere["reused"], false);
-    assert!(work.path().join("shell.lock").is_file(), "the lock is written in the current directory for a ready profile");
+    assert!(!work.path().join("shell.lock").exists(), "never in the current directory, which may be anyone's");
+    assert!(fresh.path().join("store/locks/shell.lock").is_file(), "a ready profile's lock is in the state directory");
 }
 
 #[test]
@@ -296,7 +297,8 @@ fn lab_files_lose_setuid_and_capabilities_unless_asked() {
     let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
     let caps = |p: &Path| stdout(&run(std::process::Command::new("getcap").arg(p)));
     for root in [&out, &tree] {
-        assert_eq!(mode(&root.join("opt/dropped/suid")), 0o755, "{}", root.display());
+        // The store's copy has no write bits; `--out` has the exact mode.
+        assert_eq!(mode(&root.join("opt/dropped/suid")) & 0o7555, 0o555, "{}", root.display());
         assert_eq!(mode(&root.join("opt/kept/suid")) & 0o6000, 0o6000, "{}", root.display());
         assert!(!caps(&root.join("opt/dropped/capped")).contains("cap_net_raw"), "{}", root.display());
         assert!(caps(&root.join("opt/kept/capped")).contains("cap_net_raw"), "{}", root.display());
@@ -351,7 +353,8 @@ fn a_warm_run_uses_the_record_and_build_says_what_changed() {
     if !need_root("chroot runs") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
+    // Not under /tmp: the sandbox has a /tmp of its own.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let home = tempfile::tempdir().unwrap();
     let dir = fs::canonicalize(work.path()).unwrap();
     let host_file = dir.join("host/data.txt");
@@ -396,4 +399,75 @@ fn a_warm_run_uses_the_record_and_build_says_what_changed() {
     assert_eq!(cat("/srv/lab.txt"), "lab two\n");
     fs::write(&profile, text.replace("/srv/", "/opt/")).unwrap();
     assert_eq!(cat("/opt/lab.txt"), "lab two\n");
+}
+
+/// Issue 12 item 5: lab file names that are not UTF-8 (a CP949 zip unpacked)
+/// are kept byte-exact in the store, the digest, the lock and `--out`.
+#[test]
+fn lab_file_names_that_are_not_utf8_are_kept_byte_exact() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    fs::create_dir(&files).unwrap();
+    let name = std::ffi::OsString::from_vec(b"\xc7\xd1\xb1\xdb.txt".to_vec()); // 한글.txt in CP949
+    fs::write(files.join(&name), "hangul\n").unwrap();
+    fs::write(files.join("back\\slash"), "b\n").unwrap();
+    let profile = write_profile(work.path(), "cp949.toml", "name = \"cp949\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n");
+    let out = work.path().join("out");
+    let first = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--out").arg(&out)));
+    assert_eq!(fs::read_to_string(out.join("srv").join(&name)).unwrap(), "hangul\n");
+    let tree = Path::new(first["path"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(tree.join("srv").join(&name)).unwrap(), "hangul\n");
+    let listed: Vec<Vec<u8>> = fs::read_dir(tree.join("srv")).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    assert!(listed.contains(&b"\xc7\xd1\xb1\xdb.txt".to_vec()), "{listed:?}");
+    let lock = fs::read_to_string(work.path().join("cp949.lock")).unwrap();
+    // Bytes that are not UTF-8 are escaped as \xNN, a backslash as \\ (TOML literal strings).
+    assert!(lock.contains("path = '/srv/\\xc7\u{471}\\xdb.txt'"), "{lock}");
+    assert!(lock.contains("path = '/srv/back\\\\slash'"), "{lock}");
+    let again = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--locked")));
+    assert_eq!((&again["digest"], &again["reused"]), (&first["digest"], &serde_json::Value::Bool(true)));
+}
+
+/// Issue 12 item 18: a write into a stored file is found by `verify` (exit 1)
+/// and by `build --locked`; root-owned store files carry no write bits.
+#[test]
+fn verify_finds_a_corrupted_store_file() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let profile = write_profile(work.path(), "v.toml", "name = \"v\"\n[rootfs]\nbinaries = [\"true\"]\n");
+    let sandbox = || {
+        let mut cmd = sandbox();
+        cmd.env("SANDBOX_HOME", home.path());
+        cmd
+    };
+    let built = json(&ok(sandbox().arg("build").arg(&profile).arg("--json")));
+    let tree = Path::new(built["path"].as_str().unwrap()).to_path_buf();
+    let text = ok(sandbox().arg("verify").arg(&profile));
+    assert!(text.starts_with("ok v "), "{text}");
+    let stored = tree.join("usr/bin/true");
+    let meta = fs::metadata(&stored).unwrap();
+    if meta.uid() == 0 {
+        assert_eq!(meta.mode() & 0o222, 0, "store files are read-only to everyone");
+    }
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes.push(0);
+    // The owner may change the mode back (root may write anyway): what verify is for.
+    fs::set_permissions(&stored, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(&stored, &bytes).unwrap();
+    fs::set_permissions(&stored, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777)).unwrap();
+
+    let output = run(sandbox().arg("verify").arg(&profile));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains(&format!("{}: its content changed", stored.display())), "{}", stdout(&output));
+    let output = run(sandbox().arg("verify").arg("--all"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("store/blobs/") && stdout(&output).contains("its content changed"), "{}", stdout(&output));
+    let output = run(sandbox().arg("build").arg(&profile).arg("--locked"));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("is corrupted") && stderr(&output).contains("usr/bin/true: its content changed"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -81,6 +81,21 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
         }
     }
     let built = store.build(&profile.name, &manifest, &hashes, started, &progress)?;
+    if locked && built.reused {
+        // The lock proves the host; this proves the store still holds what was built.
+        let damage = store.verify_tree(&built.digest);
+        if !damage.is_empty() {
+            let list: Vec<String> = damage.iter().take(10).map(|d| format!("  {d}\n")).collect();
+            return Err(Failure {
+                message: format!(
+                    "the stored rootfs {} is corrupted ({} problems):\n{}  fix: run `sandbox verify --all`, remove what it lists, and build again",
+                    built.path.display(),
+                    damage.len(),
+                    list.concat()
+                ),
+            });
+        }
+    }
     let lock = (!current).then(|| Lock::new(&profile.name, &digest, &manifest, &hashes, &dpkg));
     if let Some(lock) = &lock {
         write_lock(&lock_file, lock)?;
@@ -181,9 +196,17 @@ fn file_size(entry: &crate::resolve::Entry) -> Option<u64> {
 fn write_lock(path: &Path, lock: &Lock) -> Result<(), Failure> {
     let text = lock.to_toml();
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Failure { message: format!("{}: {e}", path.display()) })?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.persist(path).map_err(|e| Failure { message: format!("{}: {}", path.display(), e.error) })?;
+    let failed = |e: std::io::Error| Failure {
+        message: format!(
+            "cannot write the lock file {}: {}\n  fix: make its directory writable",
+            path.display(),
+            resolve::error::io_cause(&e)
+        ),
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    tmp.write_all(text.as_bytes()).map_err(failed)?;
+    tmp.persist(path).map_err(|e| failed(e.error))?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub enum Kind {
     Dir,
     /// A regular file copied from the host.
     File {
+        #[serde(with = "super::bytepath::one")]
         source: PathBuf,
     },
     /// A regular file whose content the tool writes (passwd, lab files written inline).
@@ -25,6 +26,7 @@ pub enum Kind {
     },
     /// A symbolic link, kept as a link with its target exactly as on the host.
     Symlink {
+        #[serde(with = "super::bytepath::one")]
         target: PathBuf,
     },
     /// A character device (/dev/null): what a plain chroot needs, as jailkit
@@ -63,21 +65,42 @@ pub enum Reason {
         special: Option<String>,
     },
     /// The PT_INTERP of an ELF file: the dynamic loader the kernel starts first.
-    Interpreter { of: PathBuf },
+    Interpreter {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// A DT_NEEDED library, and where the search found it.
-    Needed { of: PathBuf, how: String },
+    Needed {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+        how: String,
+    },
     /// The `#!` interpreter of a script.
-    Shebang { of: PathBuf },
+    Shebang {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// The target of a symlink that is in the rootfs.
-    LinkTarget { of: PathBuf },
+    LinkTarget {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// A runtime-file rule fired (NSS, terminfo, a Python standard library, ...).
-    Rule { rule: String, why: String, trigger: Option<PathBuf> },
+    Rule {
+        rule: String,
+        why: String,
+        #[serde(default, with = "super::bytepath::optional")]
+        trigger: Option<PathBuf>,
+    },
     /// A locale or time zone named in the profile.
     Requested { what: String, origin: Origin },
     /// The skeleton every rootfs has (/proc, /tmp, /etc/passwd, ...).
     Skeleton { why: String },
     /// A directory that holds another entry.
-    Parent { of: PathBuf },
+    Parent {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
 }
 
 impl Reason {
@@ -132,6 +155,7 @@ impl fmt::Display for Reason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Absolute, normalized, inside the rootfs.
+    #[serde(with = "super::bytepath::one")]
     pub path: PathBuf,
     #[serde(flatten)]
     pub kind: Kind,
@@ -169,6 +193,7 @@ pub struct Note {
 /// directory comes before what it holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Manifest {
+    #[serde(with = "super::bytepath::keys")]
     pub entries: BTreeMap<PathBuf, Entry>,
     pub notes: Vec<Note>,
 }

@@ -1,6 +1,7 @@
 //! Resolution: from a profile to the exact list of files the rootfs will hold.
 
 pub mod build;
+pub mod bytepath;
 pub mod dpkg;
 pub mod elf;
 pub mod error;

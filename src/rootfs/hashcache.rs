@@ -4,7 +4,7 @@
 //! Any change to a file (content, mode, owner) moves its ctime, so a stale hash
 //! is never reused.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -37,7 +37,8 @@ impl Identity {
 
 #[derive(Default, Serialize, Deserialize)]
 pub struct HashCache {
-    entries: HashMap<PathBuf, (Identity, String)>,
+    #[serde(with = "crate::resolve::bytepath::keys")]
+    entries: BTreeMap<PathBuf, (Identity, String)>,
     #[serde(skip)]
     changed: bool,
 }

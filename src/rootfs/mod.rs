@@ -8,5 +8,6 @@ pub mod materialize;
 pub mod record;
 pub mod source;
 pub mod store;
+pub mod verify;
 
 pub use store::{Built, Store};

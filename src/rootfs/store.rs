@@ -38,6 +38,7 @@ pub struct Built {
 pub struct Record {
     pub name: String,
     pub digest: String,
+    #[serde(with = "crate::resolve::bytepath::keys")]
     pub hashes: ContentHashes,
     pub manifest: Manifest,
 }
