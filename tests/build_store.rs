@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::Path;
 
 use common::*;
@@ -31,7 +31,8 @@ fn same_profile_same_digest_in_any_store_and_warm_build_reuses() {
     let elsewhere = json(&ok(sandbox().current_dir(work.path()).env("SANDBOX_HOME", fresh.path()).args(["build", "shell", "--json"])));
     assert_eq!(elsewhere["digest"], first["digest"], "an empty store gives the same digest");
     assert_eq!(elsewhere["reused"], false);
-    assert!(work.path().join("shell.lock").is_file(), "the lock is written in the current directory for a ready profile");
+    assert!(!work.path().join("shell.lock").exists(), "never in the current directory, which may be anyone's");
+    assert!(fresh.path().join("store/locks/shell.lock").is_file(), "a ready profile's lock is in the state directory");
 }
 
 #[test]
@@ -179,4 +180,294 @@ fn out_refuses_a_directory_that_is_not_empty() {
     assert_eq!(output.status.code(), Some(125));
     assert!(stderr(&output).contains("is not empty"), "{}", stderr(&output));
     assert_eq!(fs::read_to_string(work.path().join("keep")).unwrap(), "mine");
+}
+
+fn write_profile(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// Issue 12 item 3: a symlinked source never pulls a host tree in; links that
+/// stay inside the folder work; an absolute mount source stays allowed.
+#[test]
+fn lab_sources_are_resolved_beneath_the_profile_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = fs::canonicalize(work.path()).unwrap();
+    fs::create_dir(dir.join("real")).unwrap();
+    fs::write(dir.join("real/a.txt"), "a").unwrap();
+    symlink("/root", dir.join("files")).unwrap();
+    symlink("real", dir.join("alias")).unwrap();
+    symlink("/etc", dir.join("linked")).unwrap();
+    symlink("../../../../../../etc", dir.join("up")).unwrap();
+
+    let copy = write_profile(&dir, "copy.toml", "name = \"t\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/home/x/\"\n");
+    let output = run(sandbox().arg("check").arg(&copy));
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(
+        err.contains("copy.toml:3:8: `from` names `files/`, but `files` is a symbolic link to `/root`, outside the profile's folder"),
+        "{err}"
+    );
+    assert!(err.contains("fix: copy the files into the profile's folder"), "{err}");
+
+    let up = write_profile(&dir, "up.toml", "name = \"t\"\n[[rootfs.copy]]\nfrom = \"up/passwd\"\nto = \"/x\"\n");
+    let err = stderr(&run(sandbox().arg("check").arg(&up)));
+    assert!(err.contains("but `up` is a symbolic link to `../../../../../../etc`, outside"), "{err}");
+
+    let absolute = write_profile(&dir, "abs.toml", "name = \"t\"\n[[rootfs.copy]]\nfrom = \"/etc/passwd\"\nto = \"/x\"\n");
+    let err = stderr(&run(sandbox().arg("check").arg(&absolute)));
+    assert!(err.contains("abs.toml:3:8: `from` must be relative to the profile file's folder"), "{err}");
+
+    let mount = write_profile(&dir, "mount.toml", "name = \"t\"\n[[mounts]]\nsource = \"./linked\"\ntarget = \"/e\"\n");
+    let err = stderr(&run(sandbox().arg("check").arg(&mount)));
+    assert!(err.contains("mount.toml:3:10: `source` names `./linked`, but `linked` is a symbolic link to `/etc`"), "{err}");
+
+    // Inside the folder, links are fine; an absolute mount source is taken as written.
+    let fine = write_profile(
+        &dir,
+        "fine.toml",
+        "name = \"t\"\n[[rootfs.copy]]\nfrom = \"alias/\"\nto = \"/home/x/\"\n[[mounts]]\nsource = \"/etc\"\ntarget = \"/e\"\n\
+         [[mounts]]\nsource = \"alias\"\ntarget = \"/r\"\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = dir.join("out");
+    ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&fine).arg("--out").arg(&out));
+    assert_eq!(fs::read_to_string(out.join("home/x/a.txt")).unwrap(), "a");
+    let plan = ok(sandbox().args(["explain", "--dry-run"]).arg(&fine));
+    assert!(plan.contains(&format!("{}/real", dir.display())), "the plan mounts the real path: {plan}");
+}
+
+/// Issue 12 item 1: a single file goes to the path named, or into a directory
+/// named with a trailing `/`; a copy error names the profile line and the fix.
+#[test]
+fn a_single_lab_file_copies_to_a_path_or_into_a_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir(work.path().join("files")).unwrap();
+    fs::write(work.path().join("files/hello.py"), "print('hi')\n").unwrap();
+    let profile = write_profile(
+        work.path(),
+        "one.toml",
+        "name = \"one\"\n[[rootfs.copy]]\nfrom = \"files/hello.py\"\nto = \"/home/student/hello.py\"\n\
+         [[rootfs.copy]]\nfrom = \"files/hello.py\"\nto = \"/opt/lab/\"\n[[rootfs.copy]]\nfrom = \"files\"\nto = \"/srv/files\"\n",
+    );
+    let out = work.path().join("out");
+    ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--out").arg(&out));
+    for path in ["home/student/hello.py", "opt/lab/hello.py", "srv/files/hello.py"] {
+        assert_eq!(fs::read_to_string(out.join(path)).unwrap(), "print('hi')\n", "{path}");
+    }
+    let why = ok(sandbox().args(["why", "/opt/lab/hello.py"]).arg(&profile));
+    assert!(why.contains("lab file from") && why.contains("one.toml:5:1"), "{why}");
+
+    nix::unistd::mkfifo(&work.path().join("files/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let fifo = write_profile(work.path(), "fifo.toml", "name = \"fifo\"\n[[rootfs.copy]]\nfrom = \"files/pipe\"\nto = \"/x\"\n");
+    let output = run(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&fifo));
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(err.contains("fifo.toml:2:1: ") && err.contains("files/pipe: cannot be copied: is not a regular file or a directory"), "{err}");
+    assert!(err.contains("  fix: "), "{err}");
+}
+
+/// Issue 12 item 2: lab files lose setuid/setgid bits and file capabilities
+/// unless their entry says `keep_special_bits = true`; `why` says which.
+#[test]
+fn lab_files_lose_setuid_and_capabilities_unless_asked() {
+    if !need_root("files owned by nobody with setuid bits and capabilities") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    fs::create_dir(&files).unwrap();
+    fs::copy("/bin/true", files.join("suid")).unwrap();
+    nix::unistd::chown(&files.join("suid"), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    fs::set_permissions(files.join("suid"), std::os::unix::fs::PermissionsExt::from_mode(0o6755)).unwrap();
+    fs::copy("/bin/true", files.join("capped")).unwrap();
+    ok(std::process::Command::new("setcap").arg("cap_net_raw+ep").arg(files.join("capped")));
+    let profile = write_profile(
+        work.path(),
+        "suid.toml",
+        "name = \"suid\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/opt/dropped/\"\n\
+         [[rootfs.copy]]\nfrom = \"files/\"\nto = \"/opt/kept/\"\nkeep_special_bits = true\n",
+    );
+    let out = work.path().join("out");
+    let built = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--out").arg(&out)));
+    let tree = Path::new(built["path"].as_str().unwrap()).to_path_buf();
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    let caps = |p: &Path| stdout(&run(std::process::Command::new("getcap").arg(p)));
+    for root in [&out, &tree] {
+        // The store's copy has no write bits; `--out` has the exact mode.
+        assert_eq!(mode(&root.join("opt/dropped/suid")) & 0o7555, 0o555, "{}", root.display());
+        assert_eq!(mode(&root.join("opt/kept/suid")) & 0o6000, 0o6000, "{}", root.display());
+        assert!(!caps(&root.join("opt/dropped/capped")).contains("cap_net_raw"), "{}", root.display());
+        assert!(caps(&root.join("opt/kept/capped")).contains("cap_net_raw"), "{}", root.display());
+    }
+    let why = ok(sandbox().env("SANDBOX_HOME", home.path()).args(["why", "/opt/dropped/suid"]).arg(&profile));
+    assert!(why.contains("setuid and setgid dropped") && why.contains("keep_special_bits = true"), "{why}");
+    let why = ok(sandbox().env("SANDBOX_HOME", home.path()).args(["why", "/opt/kept/capped"]).arg(&profile));
+    assert!(why.contains("file capabilities kept"), "{why}");
+    let bad = write_profile(
+        work.path(),
+        "bad.toml",
+        "name = \"b\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/o/\"\nkeep_special_bits = \"yes\"\n",
+    );
+    let err = stderr(&run(sandbox().arg("check").arg(&bad)));
+    assert!(err.contains("bad.toml:5:21: `keep_special_bits` must be true or false"), "{err}");
+}
+
+/// Issue 12 item 4: pseudo-filesystems are refused by their magic (never
+/// read: /proc/kmsg would block); a foreign ELF is data, with a note.
+#[test]
+fn files_refuse_pseudo_filesystems_and_take_foreign_elf_as_data() {
+    let work = tempfile::tempdir().unwrap();
+    for (name, files) in [("environ", "/proc/self/environ"), ("kmsg", "/proc/kmsg"), ("sys", "/sys/kernel")] {
+        let profile = write_profile(work.path(), &format!("{name}.toml"), &format!("name = \"p\"\n[rootfs]\nfiles = [\"{files}\"]\n"));
+        let output = run(sandbox().arg("check").arg(&profile));
+        assert_eq!(output.status.code(), Some(125), "{files}");
+        let err = stderr(&output);
+        let fs = if name == "sys" { "sysfs" } else { "procfs" };
+        assert!(err.contains(&format!("{name}.toml:3:10: /")) && err.contains(&format!("it is on {fs}, a pseudo-filesystem")), "{err}");
+    }
+    // /bin/true made into an AArch64 program whose loader this host lacks.
+    let mut elf = fs::read("/bin/true").unwrap();
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let interp = b"/lib64/ld-linux-x86-64.so.2\0";
+    let at = elf.windows(interp.len()).position(|w| w == interp).expect("an x86-64 PT_INTERP");
+    elf[at..at + interp.len()].copy_from_slice(b"/lib/ld-linux-aarch64.so.1\0\0");
+    let data = work.path().join("share");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("firmware.elf"), &elf).unwrap();
+    let profile = write_profile(work.path(), "foreign.toml", &format!("name = \"f\"\n[rootfs]\nfiles = [\"{}\"]\n", data.display()));
+    let output = run(sandbox().arg("check").arg(&profile));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("firmware.elf: ELF files for another machine than this one; copied as data"), "{}", stderr(&output));
+}
+
+/// Issue 14: `run` finds the rootfs from the store's record without resolving:
+/// host files may change or go (an `apt upgrade` between classes) and students
+/// still get the environment that was built; lab files and the profile's text
+/// invalidate the record; `build` looks at the host again and says what changed.
+#[test]
+fn a_warm_run_uses_the_record_and_build_says_what_changed() {
+    if !need_root("chroot runs") {
+        return;
+    }
+    // Not under /tmp: the sandbox has a /tmp of its own.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = fs::canonicalize(work.path()).unwrap();
+    let host_file = dir.join("host/data.txt");
+    fs::create_dir_all(host_file.parent().unwrap()).unwrap();
+    fs::write(&host_file, "one\n").unwrap();
+    fs::create_dir(dir.join("files")).unwrap();
+    fs::write(dir.join("files/lab.txt"), "lab one\n").unwrap();
+    let text = format!(
+        "name = \"rec\"\n[rootfs]\nbinaries = [\"cat\"]\nfiles = [\"{}\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n[run]\nmode = \"chroot\"\n",
+        host_file.display()
+    );
+    let profile = write_profile(&dir, "rec.toml", &text);
+    let sandbox = || {
+        let mut cmd = sandbox();
+        cmd.env("SANDBOX_HOME", home.path());
+        cmd
+    };
+    let cat = |path: &str| ok(sandbox().arg("run").arg(&profile).args(["--", "/usr/bin/cat", path]));
+    ok(sandbox().arg("build").arg(&profile));
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n");
+    fs::write(&host_file, "two\n").unwrap();
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n", "a changed host file does not change the environment");
+    fs::remove_file(&host_file).unwrap();
+    assert_eq!(cat(host_file.to_str().unwrap()), "one\n", "a run does not look at the host's files");
+
+    let output = run(sandbox().arg("build").arg(&profile));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains(&format!("rec.toml:4:10: {}", host_file.parent().unwrap().display()))
+            || stderr(&output).contains("data.txt"),
+        "{}",
+        stderr(&output)
+    );
+    fs::write(&host_file, "three\n").unwrap();
+    let built = ok(sandbox().arg("build").arg(&profile));
+    assert!(built.contains("changed since the last build of this profile"), "{built}");
+    assert!(built.contains(&format!("~ {} (content)", host_file.display())), "{built}");
+    assert_eq!(cat(host_file.to_str().unwrap()), "three\n");
+
+    // Lab files and the profile's text are the teacher's: a change is seen at once.
+    fs::write(dir.join("files/lab.txt"), "lab two\n").unwrap();
+    assert_eq!(cat("/srv/lab.txt"), "lab two\n");
+    fs::write(&profile, text.replace("/srv/", "/opt/")).unwrap();
+    assert_eq!(cat("/opt/lab.txt"), "lab two\n");
+}
+
+/// Issue 12 item 5: lab file names that are not UTF-8 (a CP949 zip unpacked)
+/// are kept byte-exact in the store, the digest, the lock and `--out`.
+#[test]
+fn lab_file_names_that_are_not_utf8_are_kept_byte_exact() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let files = work.path().join("files");
+    fs::create_dir(&files).unwrap();
+    let name = std::ffi::OsString::from_vec(b"\xc7\xd1\xb1\xdb.txt".to_vec()); // 한글.txt in CP949
+    fs::write(files.join(&name), "hangul\n").unwrap();
+    fs::write(files.join("back\\slash"), "b\n").unwrap();
+    let profile = write_profile(work.path(), "cp949.toml", "name = \"cp949\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n");
+    let out = work.path().join("out");
+    let first = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--out").arg(&out)));
+    assert_eq!(fs::read_to_string(out.join("srv").join(&name)).unwrap(), "hangul\n");
+    let tree = Path::new(first["path"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(tree.join("srv").join(&name)).unwrap(), "hangul\n");
+    let listed: Vec<Vec<u8>> = fs::read_dir(tree.join("srv")).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    assert!(listed.contains(&b"\xc7\xd1\xb1\xdb.txt".to_vec()), "{listed:?}");
+    let lock = fs::read_to_string(work.path().join("cp949.lock")).unwrap();
+    // Bytes that are not UTF-8 are escaped as \xNN, a backslash as \\ (TOML literal strings).
+    assert!(lock.contains("path = '/srv/\\xc7\u{471}\\xdb.txt'"), "{lock}");
+    assert!(lock.contains("path = '/srv/back\\\\slash'"), "{lock}");
+    let again = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--locked")));
+    assert_eq!((&again["digest"], &again["reused"]), (&first["digest"], &serde_json::Value::Bool(true)));
+}
+
+/// Issue 12 item 18: a write into a stored file is found by `verify` (exit 1)
+/// and by `build --locked`; root-owned store files carry no write bits.
+#[test]
+fn verify_finds_a_corrupted_store_file() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let profile = write_profile(work.path(), "v.toml", "name = \"v\"\n[rootfs]\nbinaries = [\"true\"]\n");
+    let sandbox = || {
+        let mut cmd = sandbox();
+        cmd.env("SANDBOX_HOME", home.path());
+        cmd
+    };
+    let built = json(&ok(sandbox().arg("build").arg(&profile).arg("--json")));
+    let tree = Path::new(built["path"].as_str().unwrap()).to_path_buf();
+    let text = ok(sandbox().arg("verify").arg(&profile));
+    assert!(text.starts_with("ok v "), "{text}");
+    let stored = tree.join("usr/bin/true");
+    let meta = fs::metadata(&stored).unwrap();
+    if meta.uid() == 0 {
+        assert_eq!(meta.mode() & 0o222, 0, "store files are read-only to everyone");
+    }
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes.push(0);
+    // The owner may change the mode back (root may write anyway): what verify is for.
+    fs::set_permissions(&stored, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(&stored, &bytes).unwrap();
+    fs::set_permissions(&stored, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777)).unwrap();
+
+    let output = run(sandbox().arg("verify").arg(&profile));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains(&format!("{}: its content changed", stored.display())), "{}", stdout(&output));
+    let output = run(sandbox().arg("verify").arg("--all"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("store/blobs/") && stdout(&output).contains("its content changed"), "{}", stdout(&output));
+    let output = run(sandbox().arg("build").arg(&profile).arg("--locked"));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("is corrupted") && stderr(&output).contains("usr/bin/true: its content changed"),
+        "{}",
+        stderr(&output)
+    );
 }

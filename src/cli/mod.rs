@@ -10,6 +10,7 @@ mod instances;
 mod lab;
 mod output;
 mod run;
+mod verify;
 mod why;
 
 use std::path::PathBuf;
@@ -118,6 +119,15 @@ enum Command {
         #[arg(default_value = "shell")]
         profile: String,
     },
+    /// Re-hash stored rootfs trees (and with --all every blob) against their digests; exit 1 when something is corrupted.
+    Verify {
+        /// A ready profile's name or a path to a .toml file (default: shell).
+        #[arg(conflicts_with = "all")]
+        profile: Option<String>,
+        /// Every tree and blob in the store.
+        #[arg(long)]
+        all: bool,
+    },
     /// Explain why a file is in the rootfs: the chain of reasons that put it there.
     Why {
         /// A path inside the rootfs, e.g. /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0.
@@ -214,6 +224,7 @@ pub fn main() -> ExitCode {
         }
         Command::Check { profile } => build::check(&profile),
         Command::Why { path, profile } => why::why(&path, &profile),
+        Command::Verify { profile, all } => verify::verify(profile.as_deref(), all),
         Command::Profiles => info::profiles(),
         Command::Gc => info::gc(),
         Command::Lab { command } => match command {

@@ -12,9 +12,10 @@ use crate::rootfs::Store;
 use crate::session::{self, Request, Session};
 
 /// Build or reuse the profile's rootfs; its path in the store.
+/// From the store's record of the profile when it and its lab files did not
+/// change (no resolving): `sandbox build` is what looks at the host again.
 pub fn rootfs_for(profile: &Profile) -> Result<std::path::PathBuf, Failure> {
-    let (manifest, _) = crate::resolve::resolve_profile(profile)?;
-    store_manifest(profile, &manifest)
+    super::build::environment(profile)
 }
 
 /// Build or reuse the rootfs of an already resolved manifest.

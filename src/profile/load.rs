@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use toml::de::DeTable;
 
 use super::diagnose::{closest, schema_error, syntax_error};
@@ -27,8 +28,18 @@ pub fn load(spec: &str, cwd: &Path) -> Result<Profile, ProfileError> {
     let mut visited: Vec<(Source, String)> = Vec::new();
     let mut layers: Vec<Layer> = Vec::new();
     let mut next = Some(top);
+    // What the profile says, exactly: every file of the chain, where it came from and its text.
+    let mut fingerprint = Sha256::new();
     while let Some(file) = next.take() {
         let layer = parse(&file)?;
+        let from = match &file.source {
+            Source::Embedded(name) => format!("ready:{name}"),
+            Source::File(path) => format!("file:{}", path.display()),
+        };
+        for part in [from.as_bytes(), file.text.as_bytes()] {
+            fingerprint.update((part.len() as u64).to_le_bytes());
+            fingerprint.update(part);
+        }
         visited.push((file.source.clone(), layer.name.clone()));
         if let Some(extends) = &layer.extends {
             let parent = open_parent(extends, &file)?;
@@ -42,7 +53,9 @@ pub fn load(spec: &str, cwd: &Path) -> Result<Profile, ProfileError> {
     let names = layers.iter().rev().map(|l| l.name.clone()).collect();
     let mut base_first = layers.into_iter().rev();
     let base = base_first.next().ok_or_else(|| ProfileError::new(spec, None, "empty profile chain".into(), "report this bug".into()))?;
-    merge::finish(base_first.fold(base, merge::merge), source, names)
+    let mut profile = merge::finish(base_first.fold(base, merge::merge), source, names)?;
+    profile.fingerprint = hex::encode(fingerprint.finalize());
+    Ok(profile)
 }
 
 fn parse(file: &ProfileText) -> Result<Layer, ProfileError> {

@@ -77,7 +77,7 @@ fn merge_rootfs(parent: RootfsSpec, child: RootfsSpec) -> RootfsSpec {
         locales: unique(parent.locales, child.locales, same_text),
         timezones: unique(parent.timezones, child.timezones, same_text),
         timezone: child.timezone.or(parent.timezone),
-        copy: unique(parent.copy, child.copy, |a, b| (&a.from, &a.to) == (&b.from, &b.to)),
+        copy: unique(parent.copy, child.copy, |a, b| (&a.from, &a.to, a.keep_special_bits) == (&b.from, &b.to, b.keep_special_bits)),
         write: unique(parent.write, child.write, |a, b| (&a.path, &a.content, a.mode) == (&b.path, &b.content, b.mode)),
     }
 }
@@ -116,6 +116,7 @@ pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Resu
         limits: merged.limits,
         network: merged.network.unwrap_or(NetworkMode::Loopback),
         mounts: merged.mounts,
+        fingerprint: String::new(),
     })
 }
 

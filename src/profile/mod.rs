@@ -4,6 +4,7 @@
 //! checks every value and returns the merged `Profile`; a bad profile gives one
 //! `ProfileError` at `file:line:column` with a fix.
 
+mod beneath;
 mod diagnose;
 mod error;
 mod load;

@@ -41,6 +41,7 @@ pub(super) struct RawRootfs {
 pub(super) struct RawCopy {
     pub from: Text,
     pub to: Text,
+    pub keep_special_bits: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -46,13 +46,17 @@ pub enum NetworkMode {
     Host,
 }
 
-/// `[[rootfs.copy]]`: lab files, `from` already made absolute (relative to the
-/// profile file that named it).
+/// `[[rootfs.copy]]`: lab files. `from` was written relative to the profile
+/// file that named it; here it is the real path it leads to, resolved beneath
+/// that file's folder (no symlink left in it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopySpec {
     pub from: PathBuf,
     /// Absolute path inside the rootfs; a trailing `/` means "into this directory".
     pub to: String,
+    /// `keep_special_bits = true`: keep the files' setuid and setgid bits and
+    /// file capabilities, which lab files otherwise lose.
+    pub keep_special_bits: bool,
     pub origin: Origin,
 }
 
@@ -115,7 +119,8 @@ pub struct Limits {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountSpec {
-    /// Absolute host path (made absolute relative to the profile file).
+    /// Absolute host path: as written when it was absolute; else the real path
+    /// it leads to, resolved beneath the profile file's folder.
     pub source: PathBuf,
     /// Absolute path inside.
     pub target: String,
@@ -147,4 +152,8 @@ pub struct Profile {
     pub limits: Limits,
     pub network: NetworkMode,
     pub mounts: Vec<MountSpec>,
+    /// sha256 over the text of every file of the `extends` chain and where it
+    /// came from: the profile's part of the store record's key.
+    #[serde(default)]
+    pub fingerprint: String,
 }

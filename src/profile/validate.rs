@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::beneath;
 use super::error::{Problem, ProfileError, ProfileText};
 use super::merge::{Layer, RunLayer, UserLayer};
 use super::raw::*;
@@ -83,7 +84,12 @@ impl Check<'_> {
     fn copy(&self, raw: Spanned<RawCopy>) -> Result<CopySpec, ProfileError> {
         let origin = self.file.origin(&raw.span());
         let raw = raw.into_inner();
-        Ok(CopySpec { from: self.host_source("from", raw.from)?, to: self.located(raw.to, |s| inside_path("to", s))?.value, origin })
+        Ok(CopySpec {
+            from: self.value(raw.from, |s| lab_source(s, self.file.dir.as_deref()))?,
+            to: self.located(raw.to, |s| inside_path("to", s))?.value,
+            keep_special_bits: raw.keep_special_bits.unwrap_or(false),
+            origin,
+        })
     }
 
     fn write(&self, raw: Spanned<RawWrite>) -> Result<WriteSpec, ProfileError> {
@@ -101,16 +107,12 @@ impl Check<'_> {
         let origin = self.file.origin(&raw.span());
         let raw = raw.into_inner();
         Ok(MountSpec {
-            source: self.host_source("source", raw.source)?,
+            source: self.value(raw.source, |s| mount_source(s, self.file.dir.as_deref()))?,
             target: self.located(raw.target, |s| inside_path("target", s))?.value,
             // Sharing a host directory read-only is the safe reading of a lab.
             readonly: raw.readonly.unwrap_or(true),
             origin,
         })
-    }
-
-    fn host_source(&self, key: &str, text: Spanned<String>) -> Result<PathBuf, ProfileError> {
-        self.value(text, |s| existing_host_path(key, s, self.file.dir.as_deref()))
     }
 
     fn user(&self, raw: Option<RawUser>) -> Result<UserLayer, ProfileError> {
@@ -269,28 +271,42 @@ fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A host path relative to the profile file's directory (`dir`), which must exist.
-fn existing_host_path(key: &str, s: &str, dir: Option<&Path>) -> Result<PathBuf, Problem> {
-    no_nul(key, s)?;
+/// `[[rootfs.copy]] from`: lab files, always beneath the profile file's folder.
+fn lab_source(s: &str, dir: Option<&Path>) -> Result<PathBuf, Problem> {
+    no_nul("from", s)?;
     if s.is_empty() {
-        let fix = "name a file or directory, relative to this profile file";
-        return Err(Problem::new(format!("`{key}` is empty"), fix));
+        return Err(Problem::new("`from` is empty", "name a file or directory, relative to this profile file"));
     }
-    let path = match dir {
-        _ if Path::new(s).is_absolute() => PathBuf::from(s),
-        Some(dir) => dir.join(s),
-        None => {
-            let cause = format!("`{key}` is relative, but a ready profile has no directory");
-            return Err(Problem::new(cause, "use an absolute path"));
-        }
+    if Path::new(s).is_absolute() {
+        return Err(Problem::new(
+            format!("`from` must be relative to the profile file's folder, found \"{}\"", s.escape_debug()),
+            "put the lab's files beside the profile; host files and trees go in `files = [...]`, host directories in [[mounts]]",
+        ));
+    }
+    let Some(dir) = dir else {
+        return Err(Problem::new("`from` is relative, but a ready profile has no folder", "copy the profile into a folder with its files"));
     };
-    if path.exists() {
-        return Ok(path);
+    beneath::resolve("from", dir, s)
+}
+
+/// `[[mounts]] source`: an absolute host path as written, or a path beneath
+/// the profile file's folder.
+fn mount_source(s: &str, dir: Option<&Path>) -> Result<PathBuf, Problem> {
+    no_nul("source", s)?;
+    if s.is_empty() {
+        return Err(Problem::new("`source` is empty", "name a directory, relative to this profile file, or an absolute path"));
     }
-    Err(Problem::new(
-        format!("`{key}` names `{}`, which does not exist ({})", s.escape_debug(), path.display().to_string().escape_debug()),
-        "create it, or correct the path: it is relative to the directory of this profile file",
-    ))
+    if Path::new(s).is_absolute() {
+        let path = PathBuf::from(s);
+        if path.exists() {
+            return Ok(path);
+        }
+        return Err(Problem::new(format!("`source` names `{}`, which does not exist", s.escape_debug()), "create it, or correct the path"));
+    }
+    match dir {
+        Some(dir) => beneath::resolve("source", dir, s),
+        None => Err(Problem::new("`source` is relative, but a ready profile has no folder", "use an absolute path")),
+    }
 }
 
 fn no_nul(key: &str, s: &str) -> Result<(), Problem> {

@@ -9,12 +9,15 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::elf;
-use super::error::ResolveError;
+use super::elf::Arch;
+use super::error::{ResolveError, shown};
+use super::labfiles::{self, LabKind};
 use super::manifest::{Entry, Kind, Manifest, Note, Reason, components, lexical_join};
+use super::pseudofs::{self, Filesystems};
 use super::rules::{self, Add, RULES, When};
 use super::search::LibrarySearch;
 use super::{dpkg::Dpkg, locale, skeleton};
-use crate::profile::{Located, Profile};
+use crate::profile::{Located, Origin, Profile};
 
 /// The system PATH binaries are looked up on: never the caller's, so a pyenv
 /// shim early on a teacher's PATH does not change what students get.
@@ -50,6 +53,31 @@ pub struct Resolver<'h> {
     soname_seen: HashSet<String>,
     fired: HashSet<(&'static str, String)>,
     triplet: String,
+    filesystems: Filesystems,
+    /// ELF files for another machine, copied as data (one note lists them).
+    foreign: Vec<PathBuf>,
+}
+
+/// Why a host path could not be added.
+enum HostError {
+    Io(PathBuf, std::io::Error),
+    /// The path is on a pseudo-filesystem (procfs, sysfs, ...).
+    Pseudo(PathBuf, &'static str),
+}
+
+impl HostError {
+    fn into_resolve(self, origin: Option<Origin>) -> ResolveError {
+        match self {
+            HostError::Io(path, error) => ResolveError::io(origin, &path, &error),
+            HostError::Pseudo(path, fs) => ResolveError::Host {
+                origin,
+                path,
+                cause: pseudofs::why(fs),
+                fix: "leave it out: the sandbox mounts its own /proc, /sys and /dev, and a tree named in `files` must hold ordinary files"
+                    .into(),
+            },
+        }
+    }
 }
 
 impl<'h> Resolver<'h> {
@@ -66,6 +94,8 @@ impl<'h> Resolver<'h> {
             soname_seen: HashSet::new(),
             fired: HashSet::new(),
             triplet,
+            filesystems: Filesystems::default(),
+            foreign: Vec::new(),
         }
     }
 
@@ -78,9 +108,10 @@ impl<'h> Resolver<'h> {
         }
         for file in &profile.rootfs.files {
             let reason = Reason::ProfileFile { origin: file.origin.clone() };
-            let real = self.add_host_path(Path::new(&file.value), reason.clone()).map_err(|e| ResolveError::at(file, e))?;
+            let at = |e: HostError| e.into_resolve(Some(file.origin.clone()));
+            let real = self.add_host_path(Path::new(&file.value), reason.clone()).map_err(at)?;
             if is_dir(&real) {
-                self.add_tree(&real, &reason).map_err(|e| ResolveError::at(file, e))?;
+                self.add_tree(&real, &reason).map_err(at)?;
             }
         }
         self.add_timezones(profile)?;
@@ -90,7 +121,26 @@ impl<'h> Resolver<'h> {
         self.add_lab_files(profile)?;
         self.add_mount_points(profile)?;
         self.add_parents();
+        self.note_foreign();
         Ok(self.manifest)
+    }
+
+    /// The profile line an entry goes back to, through its chain of reasons.
+    fn origin_of(&self, path: &Path) -> Option<Origin> {
+        self.manifest.why(path).last().and_then(|root| root.reason.origin()).cloned()
+    }
+
+    fn note_foreign(&mut self) {
+        let Some(first) = self.foreign.first() else { return };
+        let more = match self.foreign.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        let message = format!(
+            "{}{more}: ELF files for another machine than this one; copied as data, their libraries are not looked up",
+            shown(first)
+        );
+        self.manifest.notes.push(Note { message });
     }
 
     // ----- the skeleton, lab files, locales and zones -------------------------------------------
@@ -140,33 +190,56 @@ impl<'h> Resolver<'h> {
             if profile.user.uid != 0 && path.starts_with(home) { (profile.user.uid, profile.user.gid) } else { (0, 0) }
         };
         for copy in &profile.rootfs.copy {
-            let reason = Reason::LabFile { origin: copy.origin.clone() };
             let to = self.place(&copy.to).ok_or_else(|| ResolveError::Outside { origin: copy.origin.clone(), path: copy.to.clone() })?;
-            let into_dir = copy.to.ends_with('/') || copy.from.is_dir();
-            let base = if into_dir && copy.from.is_file() { to.join(copy.from.file_name().unwrap_or_default()) } else { to };
-            let files = walk_lab_files(&copy.from).map_err(|e| ResolveError::Io {
+            let items = labfiles::walk(&copy.from, &mut self.filesystems).map_err(|e| ResolveError::Host {
                 origin: Some(copy.origin.clone()),
-                path: copy.from.clone(),
-                error: e,
+                path: e.path,
+                cause: format!("cannot be copied: {}", e.cause),
+                fix: e.fix.into(),
             })?;
-            for (relative, meta, target) in files {
-                let path = if relative.as_os_str().is_empty() { base.clone() } else { base.join(&relative) };
-                let source = copy.from.join(&relative);
+            let single_file = matches!(items.first(), Some(item) if matches!(item.kind, LabKind::File));
+            // A file copied to `dir/` keeps its name; to a path without `/`, it takes that name.
+            let base = match copy.from.file_name() {
+                Some(name) if single_file && copy.to.ends_with('/') => to.join(name),
+                _ => to,
+            };
+            if base == Path::new("/") && single_file {
+                return Err(ResolveError::Outside { origin: copy.origin.clone(), path: copy.to.clone() });
+            }
+            for item in items {
+                let path = if item.relative.as_os_str().is_empty() { base.clone() } else { base.join(&item.relative) };
+                let source = if item.relative.as_os_str().is_empty() { copy.from.clone() } else { copy.from.join(&item.relative) };
                 let (uid, gid) = owner(&path);
-                let kind = match target {
-                    Some(t) => Kind::Symlink { target: t },
-                    None if meta.is_dir() => Kind::Dir,
-                    None => Kind::File { source },
+                let kind = match item.kind {
+                    LabKind::Symlink(target) => Kind::Symlink { target },
+                    LabKind::Dir => Kind::Dir,
+                    LabKind::File => Kind::File { source: source.clone() },
+                    LabKind::Other => {
+                        let message = format!("{}: a device, socket or fifo in a lab folder; left out", shown(&source));
+                        self.manifest.notes.push(Note { message });
+                        continue;
+                    }
                 };
-                let mode = if matches!(kind, Kind::Symlink { .. }) { 0o777 } else { meta.mode() & 0o7777 };
-                self.insert_replacing(Entry { path, kind, mode, uid, gid, capability: None, reason: reason.clone() });
+                let host_mode = item.stat.st_mode & 0o7777;
+                let is_file = matches!(kind, Kind::File { .. });
+                let host_capability = if is_file { read_capability(&source) } else { None };
+                let special = special_bits(host_mode, is_file, copy.keep_special_bits, host_capability.is_some());
+                let capability = host_capability.filter(|_| copy.keep_special_bits);
+                let mode = match kind {
+                    Kind::Symlink { .. } => 0o777,
+                    _ if is_file && !copy.keep_special_bits => host_mode & !0o6000,
+                    _ => host_mode,
+                };
+                let reason = Reason::LabFile { origin: copy.origin.clone(), special };
+                self.insert_replacing(Entry { path, kind, mode, uid, gid, capability, reason });
             }
         }
         for write in &profile.rootfs.write {
             let path =
                 self.place(&write.path).ok_or_else(|| ResolveError::Outside { origin: write.origin.clone(), path: write.path.clone() })?;
             let (uid, gid) = owner(&path);
-            let entry = Entry::inline(path, write.content.clone(), write.mode, Reason::LabFile { origin: write.origin.clone() });
+            let reason = Reason::LabFile { origin: write.origin.clone(), special: None };
+            let entry = Entry::inline(path, write.content.clone(), write.mode, reason);
             self.insert_replacing(Entry { uid, gid, ..entry });
         }
         Ok(())
@@ -179,7 +252,7 @@ impl<'h> Resolver<'h> {
                 .place(&mount.target)
                 .ok_or_else(|| ResolveError::Outside { origin: mount.origin.clone(), path: mount.target.clone() })?;
             if !self.manifest.entries.contains_key(&path) {
-                self.insert(Entry::dir(path, 0o755, Reason::LabFile { origin: mount.origin.clone() }));
+                self.insert(Entry::dir(path, 0o755, Reason::LabFile { origin: mount.origin.clone(), special: None }));
             }
         }
         Ok(())
@@ -193,7 +266,7 @@ impl<'h> Resolver<'h> {
             if !path.is_file() {
                 return Err(ResolveError::MissingZone { zone: zone.clone() });
             }
-            self.add_host_path(&path, reason).map_err(|e| ResolveError::at(zone, e))?;
+            self.add_host_path(&path, reason).map_err(|e| e.into_resolve(Some(zone.origin.clone())))?;
         }
         if let Some(zone) = &profile.rootfs.timezone {
             let reason = Reason::Requested { what: format!("timezone = \"{}\"", zone.value), origin: zone.origin.clone() };
@@ -211,11 +284,12 @@ impl<'h> Resolver<'h> {
                 None => return Err(ResolveError::MissingLocale { locale: wanted.clone() }),
                 Some(locale::Found::BuiltIn) => {}
                 Some(locale::Found::Directory(dir)) => {
-                    let real = self.add_host_path(&dir, reason.clone()).map_err(|e| ResolveError::at(wanted, e))?;
-                    self.add_tree(&real, &reason).map_err(|e| ResolveError::at(wanted, e))?;
+                    let at = |e: HostError| e.into_resolve(Some(wanted.origin.clone()));
+                    let real = self.add_host_path(&dir, reason.clone()).map_err(at)?;
+                    self.add_tree(&real, &reason).map_err(at)?;
                 }
                 Some(locale::Found::Archive(file)) => {
-                    self.add_host_path(&file, reason).map_err(|e| ResolveError::at(wanted, e))?;
+                    self.add_host_path(&file, reason).map_err(|e| e.into_resolve(Some(wanted.origin.clone())))?;
                 }
             }
         }
@@ -269,7 +343,8 @@ impl<'h> Resolver<'h> {
     /// its ELF dependencies, and the rules its names fire.
     fn add_program(&mut self, path: &Path, reason: Reason) -> Result<(), ResolveError> {
         let chain = link_chain(path);
-        let real = self.add_host_path(path, reason).map_err(|e| ResolveError::Io { origin: None, path: path.into(), error: e })?;
+        let origin = reason.origin().cloned().or_else(|| reason.cause().and_then(|cause| self.origin_of(cause)));
+        let real = self.add_host_path(path, reason).map_err(|e| e.into_resolve(origin))?;
         for name in chain.iter().chain(std::iter::once(&real)).filter_map(|p| p.file_name()) {
             self.programs.push((name.to_string_lossy().into_owned(), real.clone()));
         }
@@ -321,9 +396,25 @@ impl<'h> Resolver<'h> {
                 return Ok(());
             }
         };
+        if Arch::native().is_some_and(|native| !native.can_load(&info.arch())) && !self.is_program(&pending.path) {
+            // Firmware and emulator images (/usr/share/qemu): data for this machine.
+            self.foreign.push(pending.path);
+            return Ok(());
+        }
         if let Some(interp) = &info.interpreter {
             let reason = Reason::Interpreter { of: pending.path.clone() };
-            self.add_host_path(interp, reason).map_err(|e| ResolveError::Io { origin: None, path: interp.clone(), error: e })?;
+            if let Err(e) = self.add_host_path(interp, reason) {
+                let error = e.into_resolve(self.origin_of(&pending.path));
+                return Err(match error {
+                    ResolveError::Host { origin, path, cause, .. } => ResolveError::Host {
+                        origin,
+                        cause: format!("{cause} (it is the ELF interpreter of {})", shown(&pending.path)),
+                        fix: "install the loader it names, or leave the program out".into(),
+                        path,
+                    },
+                    other => other,
+                });
+            }
         }
         let requester = super::search::Requester { path: &pending.load_path, info: &info, loader_rpaths: &pending.loader_rpaths };
         let loader_rpaths = requester.loader_rpaths_for_dependencies();
@@ -334,11 +425,10 @@ impl<'h> Resolver<'h> {
             match self.search.find(name, &requester) {
                 Some(found) => {
                     let reason = Reason::Needed { of: pending.path.clone(), how: found.how.to_string() };
-                    let real = self.add_host_path(&found.path, reason).map_err(|e| ResolveError::Io {
-                        origin: None,
-                        path: found.path.clone(),
-                        error: e,
-                    })?;
+                    let real = match self.add_host_path(&found.path, reason) {
+                        Ok(real) => real,
+                        Err(e) => return Err(e.into_resolve(self.origin_of(&pending.path))),
+                    };
                     self.queue_elf(real, found.path.clone(), loader_rpaths.clone());
                 }
                 None => self.manifest.notes.push(Note {
@@ -347,6 +437,11 @@ impl<'h> Resolver<'h> {
             }
         }
         Ok(())
+    }
+
+    /// A program named by the profile or a rule: its arch is not second-guessed.
+    fn is_program(&self, path: &Path) -> bool {
+        self.programs.iter().any(|(_, real)| real == path)
     }
 
     fn queue_elf(&mut self, path: PathBuf, load_path: PathBuf, loader_rpaths: Vec<(PathBuf, Vec<String>)>) {
@@ -385,7 +480,8 @@ impl<'h> Resolver<'h> {
             Add::Tree(pattern) => {
                 for path in self.expand(pattern, name) {
                     if let Ok(real) = self.add_host_path(&path, reason.clone()) {
-                        self.add_tree(&real, reason).map_err(|e| ResolveError::Io { origin: None, path, error: e })?;
+                        let origin = reason.cause().and_then(|cause| self.origin_of(cause));
+                        self.add_tree(&real, reason).map_err(|e| e.into_resolve(origin))?;
                     }
                 }
             }
@@ -437,21 +533,37 @@ impl<'h> Resolver<'h> {
     /// Add a host path at the same place inside, link by link: every symlink on
     /// the way (/lib -> usr/lib, /etc/alternatives/...) becomes the same symlink
     /// inside, and its target follows. Returns the real host path reached.
-    fn add_host_path(&mut self, path: &Path, reason: Reason) -> std::io::Result<PathBuf> {
+    fn add_host_path(&mut self, path: &Path, reason: Reason) -> Result<PathBuf, HostError> {
         let mut todo: Vec<PathBuf> = Vec::new();
         let mut reason = reason;
         let mut current = PathBuf::from("/");
-        let mut rest: VecDeque<PathBuf> = components(path).into();
+        // `..` is kept (an RPATH's `$ORIGIN/../lib`): `current` holds no symlink,
+        // so going up is what the kernel does too.
+        let mut rest: VecDeque<PathBuf> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(name) => Some(PathBuf::from(name)),
+                std::path::Component::ParentDir => Some(PathBuf::from("..")),
+                _ => None,
+            })
+            .collect();
         let mut links = 0;
         while let Some(component) = rest.pop_front() {
+            if component == Path::new("..") {
+                current.pop();
+                continue;
+            }
             let candidate = current.join(&component);
-            let meta = fs::symlink_metadata(&candidate)?;
+            let meta = fs::symlink_metadata(&candidate).map_err(|e| HostError::Io(candidate.clone(), e))?;
+            if let Some(fs) = self.filesystems.pseudo_at(meta.dev(), &candidate) {
+                return Err(HostError::Pseudo(candidate, fs));
+            }
             if meta.file_type().is_symlink() {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(std::io::Error::other(format!("too many levels of symbolic links at {}", candidate.display())));
+                    return Err(HostError::Io(candidate, std::io::Error::from_raw_os_error(libc::ELOOP)));
                 }
-                let target = fs::read_link(&candidate)?;
+                let target = fs::read_link(&candidate).map_err(|e| HostError::Io(candidate.clone(), e))?;
                 let last = rest.is_empty();
                 let link_reason = if last { reason.clone() } else { Reason::Parent { of: path.to_path_buf() } };
                 self.insert(Entry::link(candidate.clone(), target.clone(), link_reason));
@@ -472,7 +584,7 @@ impl<'h> Resolver<'h> {
                     todo.push(candidate.clone());
                 }
             } else if !meta.is_dir() {
-                return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", candidate.display())));
+                return Err(HostError::Io(candidate, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
             }
             current = candidate;
         }
@@ -484,12 +596,16 @@ impl<'h> Resolver<'h> {
 
     /// Everything under a host directory; symlinks inside are kept as links and
     /// their targets follow.
-    fn add_tree(&mut self, dir: &Path, reason: &Reason) -> std::io::Result<()> {
-        let mut names: Vec<PathBuf> = fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    fn add_tree(&mut self, dir: &Path, reason: &Reason) -> Result<(), HostError> {
+        let listing = fs::read_dir(dir).map_err(|e| HostError::Io(dir.to_path_buf(), e))?;
+        let mut names: Vec<PathBuf> = listing.filter_map(|e| e.ok().map(|e| e.path())).collect();
         names.sort();
         for path in names {
-            let meta = fs::symlink_metadata(&path)?;
+            let meta = fs::symlink_metadata(&path).map_err(|e| HostError::Io(path.clone(), e))?;
             if meta.is_dir() {
+                if let Some(fs) = self.filesystems.pseudo_at(meta.dev(), &path) {
+                    return Err(HostError::Pseudo(path, fs));
+                }
                 self.insert_host(&path, &meta, reason.clone());
                 self.add_tree(&path, reason)?;
             } else {
@@ -497,7 +613,13 @@ impl<'h> Resolver<'h> {
                 if meta.file_type().is_symlink() && fs::metadata(&path).is_err() {
                     continue;
                 }
-                self.add_host_path(&path, reason.clone())?;
+                match self.add_host_path(&path, reason.clone()) {
+                    // /etc/mtab -> ../proc/self/mounts: the link works inside, where /proc is mounted.
+                    Err(HostError::Pseudo(..)) if meta.file_type().is_symlink() => {}
+                    other => {
+                        other?;
+                    }
+                }
             }
         }
         Ok(())
@@ -583,6 +705,31 @@ fn default_triplet() -> &'static str {
     }
 }
 
+/// What `why` says about a lab file's setuid and setgid bits and capabilities.
+fn special_bits(mode: u32, is_file: bool, keep: bool, capability: bool) -> Option<String> {
+    let mut bits = Vec::new();
+    if is_file && mode & 0o4000 != 0 {
+        bits.push("setuid");
+    }
+    if is_file && mode & 0o2000 != 0 {
+        bits.push("setgid");
+    }
+    if capability {
+        bits.push("file capabilities");
+    }
+    if bits.is_empty() {
+        return None;
+    }
+    let bits = bits.join(" and ");
+    Some(if keep {
+        format!("{bits} kept, as `keep_special_bits = true` asks")
+    } else {
+        format!(
+            "{bits} dropped: a lab file keeps setuid, setgid and file capabilities only when its [[rootfs.copy]] says `keep_special_bits = true`"
+        )
+    })
+}
+
 fn is_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
@@ -645,28 +792,6 @@ fn read_capability(path: &Path) -> Option<Vec<u8>> {
     // SAFETY: both pointers are valid for the given lengths; the name is NUL-terminated.
     let n = unsafe { libc::lgetxattr(c_path.as_ptr(), c"security.capability".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (n > 0).then(|| buf[..n as usize].to_vec())
-}
-
-/// The lab files under `from`: (relative path, metadata, link target). Links
-/// are kept as links and never followed, so a link in a lab folder cannot
-/// pull host files in.
-fn walk_lab_files(from: &Path) -> std::io::Result<Vec<(PathBuf, fs::Metadata, Option<PathBuf>)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(relative) = stack.pop() {
-        let path = if relative.as_os_str().is_empty() { from.to_path_buf() } else { from.join(&relative) };
-        let meta = fs::symlink_metadata(&path)?;
-        let target = if meta.file_type().is_symlink() { Some(fs::read_link(&path)?) } else { None };
-        if meta.is_dir() {
-            let mut children: Vec<PathBuf> = fs::read_dir(&path)?.filter_map(|e| e.ok().map(|e| relative.join(e.file_name()))).collect();
-            children.sort();
-            stack.extend(children.into_iter().rev());
-        }
-        if meta.is_dir() || meta.is_file() || target.is_some() {
-            out.push((relative, meta, target));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

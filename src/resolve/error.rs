@@ -15,17 +15,38 @@ pub enum ResolveError {
     #[error("{}: time zone `{}` is not in /usr/share/zoneinfo on this host\n  fix: check the name (for example `Asia/Seoul`), or install the zone data (Debian: apt install tzdata)", .zone.origin, .zone.value)]
     MissingZone { zone: Located<String> },
 
-    #[error("{origin}: `{path}` cannot be placed inside the rootfs\n  fix: use an absolute path without `..`")]
+    #[error("{origin}: `{}` cannot be placed inside the rootfs\n  fix: use an absolute path without `..`", .path.escape_debug())]
     Outside { origin: Origin, path: String },
 
-    #[error("{}{}: {error}\n  fix: check that the path exists on this host and is readable", .origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), .path.display())]
-    Io { origin: Option<Origin>, path: PathBuf, error: std::io::Error },
+    /// A host or lab file the profile reaches that cannot be taken. `origin`
+    /// is the profile line that (through a chain of reasons) brought it in.
+    #[error("{}{}: {cause}\n  fix: {fix}", .origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), shown(.path))]
+    Host { origin: Option<Origin>, path: PathBuf, cause: String, fix: String },
+}
+
+/// A path in a message: lossy for bytes that are not UTF-8, escaped so that a
+/// crafted name cannot move the cursor or break the one-line form.
+pub fn shown(path: &std::path::Path) -> String {
+    path.to_string_lossy().escape_debug().to_string()
 }
 
 impl ResolveError {
-    /// An I/O error on a path the profile named at `located`.
-    pub fn at<T: AsRef<str>>(located: &Located<T>, error: std::io::Error) -> ResolveError {
-        ResolveError::Io { origin: Some(located.origin.clone()), path: PathBuf::from(located.value.as_ref()), error }
+    /// An I/O error on `path`, reached from the profile line `origin`.
+    pub fn io(origin: Option<Origin>, path: &std::path::Path, error: &std::io::Error) -> ResolveError {
+        let fix = match error.kind() {
+            std::io::ErrorKind::NotFound => "check that the path exists on this host",
+            std::io::ErrorKind::PermissionDenied => "make it readable by the user who builds (root for the store)",
+            _ => "check that the path is readable and does not change during the build",
+        };
+        ResolveError::Host { origin, path: path.to_path_buf(), cause: io_cause(error), fix: fix.into() }
+    }
+}
+
+/// An io::Error without the "(os error N)" tail people cannot use.
+pub fn io_cause(error: &std::io::Error) -> String {
+    match error.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+        None => error.to_string(),
     }
 }
 

@@ -17,6 +17,7 @@ pub enum Kind {
     Dir,
     /// A regular file copied from the host.
     File {
+        #[serde(with = "super::bytepath::one")]
         source: PathBuf,
     },
     /// A regular file whose content the tool writes (passwd, lab files written inline).
@@ -25,6 +26,7 @@ pub enum Kind {
     },
     /// A symbolic link, kept as a link with its target exactly as on the host.
     Symlink {
+        #[serde(with = "super::bytepath::one")]
         target: PathBuf,
     },
     /// A character device (/dev/null): what a plain chroot needs, as jailkit
@@ -55,27 +57,64 @@ pub enum Reason {
     Binary { name: String, origin: Origin },
     /// Named in `files`.
     ProfileFile { origin: Origin },
-    /// A lab file from `[[rootfs.copy]]` or `[[rootfs.write]]`.
-    LabFile { origin: Origin },
+    /// A lab file from `[[rootfs.copy]]` or `[[rootfs.write]]`; `special` says
+    /// what became of its setuid/setgid bits and capabilities, when it had any.
+    LabFile {
+        origin: Origin,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        special: Option<String>,
+    },
     /// The PT_INTERP of an ELF file: the dynamic loader the kernel starts first.
-    Interpreter { of: PathBuf },
+    Interpreter {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// A DT_NEEDED library, and where the search found it.
-    Needed { of: PathBuf, how: String },
+    Needed {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+        how: String,
+    },
     /// The `#!` interpreter of a script.
-    Shebang { of: PathBuf },
+    Shebang {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// The target of a symlink that is in the rootfs.
-    LinkTarget { of: PathBuf },
+    LinkTarget {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
     /// A runtime-file rule fired (NSS, terminfo, a Python standard library, ...).
-    Rule { rule: String, why: String, trigger: Option<PathBuf> },
+    Rule {
+        rule: String,
+        why: String,
+        #[serde(default, with = "super::bytepath::optional")]
+        trigger: Option<PathBuf>,
+    },
     /// A locale or time zone named in the profile.
     Requested { what: String, origin: Origin },
     /// The skeleton every rootfs has (/proc, /tmp, /etc/passwd, ...).
     Skeleton { why: String },
     /// A directory that holds another entry.
-    Parent { of: PathBuf },
+    Parent {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+    },
 }
 
 impl Reason {
+    /// The profile line of a root reason (a binary, a file, a lab file, a locale...).
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Reason::Binary { origin, .. }
+            | Reason::ProfileFile { origin }
+            | Reason::LabFile { origin, .. }
+            | Reason::Requested { origin, .. } => Some(origin),
+            _ => None,
+        }
+    }
+
     /// The entry that caused this one, if any.
     pub fn cause(&self) -> Option<&Path> {
         match self {
@@ -95,7 +134,8 @@ impl fmt::Display for Reason {
         match self {
             Reason::Binary { name, origin } => write!(f, "binaries = [\"{name}\"] in {origin}"),
             Reason::ProfileFile { origin } => write!(f, "files in {origin}"),
-            Reason::LabFile { origin } => write!(f, "lab file from {origin}"),
+            Reason::LabFile { origin, special: None } => write!(f, "lab file from {origin}"),
+            Reason::LabFile { origin, special: Some(special) } => write!(f, "lab file from {origin} ({special})"),
             Reason::Interpreter { of } => write!(f, "PT_INTERP (dynamic loader) of {}", of.display()),
             Reason::Needed { of, how } => write!(f, "DT_NEEDED of {} ({how})", of.display()),
             Reason::Shebang { of } => write!(f, "#! interpreter of {}", of.display()),
@@ -115,6 +155,7 @@ impl fmt::Display for Reason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Absolute, normalized, inside the rootfs.
+    #[serde(with = "super::bytepath::one")]
     pub path: PathBuf,
     #[serde(flatten)]
     pub kind: Kind,
@@ -152,6 +193,7 @@ pub struct Note {
 /// directory comes before what it holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Manifest {
+    #[serde(with = "super::bytepath::keys")]
     pub entries: BTreeMap<PathBuf, Entry>,
     pub notes: Vec<Note>,
 }

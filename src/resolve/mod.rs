@@ -1,12 +1,15 @@
 //! Resolution: from a profile to the exact list of files the rootfs will hold.
 
 pub mod build;
+pub mod bytepath;
 pub mod dpkg;
 pub mod elf;
 pub mod error;
+pub(crate) mod labfiles;
 pub mod ldcache;
 pub mod locale;
 pub mod manifest;
+pub(crate) mod pseudofs;
 pub mod rules;
 pub mod search;
 pub mod skeleton;

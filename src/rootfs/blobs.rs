@@ -31,20 +31,22 @@ impl Blobs {
         if path.exists() {
             return Ok(path);
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let in_store = |e| super::store::at(&self.dir, e);
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(in_store)?;
         let mut writer = HashingWriter { inner: tmp.as_file_mut(), hasher: Sha256::new() };
         match &entry.kind {
             Kind::File { source } => {
-                io::copy(&mut File::open(source)?, &mut writer)?;
+                let mut file = super::source::open(source, entry).map_err(|e| super::store::at(source, e))?;
+                io::copy(&mut file, &mut writer).map_err(in_store)?;
             }
-            Kind::Inline { content } => writer.write_all(content.as_bytes())?,
+            Kind::Inline { content } => writer.write_all(content.as_bytes()).map_err(in_store)?,
             _ => return Err(io::Error::other("only files have blobs")),
         }
         // The hash the digest used was taken earlier: check the copy is of the same bytes.
         if hex::encode(writer.hasher.finalize()) != hash {
             return Err(io::Error::other(format!("{} changed while it was copied; build again", entry.path.display())));
         }
-        set_metadata(tmp.as_file(), entry, nix::unistd::geteuid().is_root())?;
+        set_metadata(tmp.as_file(), entry, super::verify::stored_mode(entry), nix::unistd::geteuid().is_root()).map_err(in_store)?;
         // Another build may have made the same blob meanwhile: theirs is identical.
         if let Err(e) = tmp.persist_noclobber(&path)
             && e.error.kind() != io::ErrorKind::AlreadyExists
@@ -73,11 +75,11 @@ impl Write for HashingWriter<'_> {
 
 /// Owner, then mode, then capability: in this order, because chown clears the
 /// setuid bit and file capabilities.
-pub fn set_metadata(file: &File, entry: &Entry, as_root: bool) -> io::Result<()> {
+pub fn set_metadata(file: &File, entry: &Entry, mode: u32, as_root: bool) -> io::Result<()> {
     if as_root {
         nix::unistd::fchown(file, Some(entry.uid.into()), Some(entry.gid.into()))?;
     }
-    file.set_permissions(fs::Permissions::from_mode(entry.mode))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
     if let Some(cap) = &entry.capability {
         // SAFETY: valid fd, NUL-terminated name, buffer valid for its length.
         let rc = unsafe { libc::fsetxattr(file.as_raw_fd(), c"security.capability".as_ptr(), cap.as_ptr().cast(), cap.len(), 0) };

@@ -4,7 +4,7 @@
 //! Any change to a file (content, mode, owner) moves its ctime, so a stale hash
 //! is never reused.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -37,7 +37,8 @@ impl Identity {
 
 #[derive(Default, Serialize, Deserialize)]
 pub struct HashCache {
-    entries: HashMap<PathBuf, (Identity, String)>,
+    #[serde(with = "crate::resolve::bytepath::keys")]
+    entries: BTreeMap<PathBuf, (Identity, String)>,
     #[serde(skip)]
     changed: bool,
 }
@@ -61,19 +62,21 @@ impl HashCache {
     }
 
     /// sha256 of a host file's content, from the cache when the file is unchanged.
-    pub fn hash(&mut self, path: &Path) -> std::io::Result<String> {
-        let meta = fs::metadata(path)?;
+    /// `strict`: the path may hold no symbolic link (a lab file's).
+    pub fn hash(&mut self, path: &Path, strict: bool) -> std::io::Result<String> {
+        let mut file = super::source::open_regular(path, strict)?;
+        let meta = file.metadata()?;
         let identity = Identity::of(&meta);
         if let Some((known, hash)) = self.entries.get(path)
             && *known == identity
         {
             return Ok(hash.clone());
         }
-        let hash = hash_file(path)?;
+        let hash = hash_reader(&mut file)?;
         // A file modified while we read it gets another identity, and one changed
         // in the last seconds may change again within the same timestamp tick
         // (git's "racily clean" problem): remember neither.
-        if Identity::of(&fs::metadata(path)?) == identity && !recently_changed(&identity) {
+        if Identity::of(&file.metadata()?) == identity && !recently_changed(&identity) {
             self.entries.insert(path.to_path_buf(), (identity, hash.clone()));
             self.changed = true;
         }
@@ -87,7 +90,10 @@ fn recently_changed(identity: &Identity) -> bool {
 }
 
 pub fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    hash_reader(&mut fs::File::open(path)?)
+}
+
+pub fn hash_reader(file: &mut impl Read) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -110,14 +116,14 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, "one").unwrap();
         let mut cache = HashCache::default();
-        let first = cache.hash(&file).unwrap();
+        let first = cache.hash(&file, true).unwrap();
         assert_eq!(first, crate::rootfs::digest::sha256_hex(b"one"));
         fs::write(&file, "two").unwrap();
-        let second = cache.hash(&file).unwrap();
+        let second = cache.hash(&file, true).unwrap();
         assert_eq!(second, crate::rootfs::digest::sha256_hex(b"two"));
         let saved = dir.path().join("cache.json");
         cache.save(&saved).unwrap();
         let mut reloaded = HashCache::load(&saved);
-        assert_eq!(reloaded.hash(&file).unwrap(), second);
+        assert_eq!(reloaded.hash(&file, true).unwrap(), second);
     }
 }

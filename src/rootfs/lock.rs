@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::ContentHashes;
 use crate::resolve::dpkg::Dpkg;
+use crate::resolve::error::shown;
 use crate::resolve::{Kind, Manifest};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -22,13 +23,14 @@ pub struct Lock {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockEntry {
+    #[serde(with = "crate::resolve::bytepath::one")]
     pub path: PathBuf,
     pub kind: String,
     pub mode: String,
     pub owner: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::resolve::bytepath::optional")]
     pub target: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability: Option<String>,
@@ -73,6 +75,15 @@ impl Lock {
         toml::from_str(&text).map_err(|e| format!("{}: not a lock file: {}", path.display(), e.message()))
     }
 
+    /// The paths whose entries differ between the two locks (changed, gone or new).
+    pub fn differing(&self, other: &Lock) -> Vec<PathBuf> {
+        let old: BTreeMap<&Path, &LockEntry> = self.entries.iter().map(|e| (e.path.as_path(), e)).collect();
+        let new: BTreeMap<&Path, &LockEntry> = other.entries.iter().map(|e| (e.path.as_path(), e)).collect();
+        let changed = old.iter().filter(|(path, a)| new.get(*path) != Some(*a)).map(|(path, _)| path.to_path_buf());
+        let added = new.keys().filter(|path| !old.contains_key(*path)).map(|path| path.to_path_buf());
+        changed.chain(added).collect()
+    }
+
     /// A readable account of how `other` (this host now) differs from `self`
     /// (the lock): the first `limit` differing entries, with package versions.
     pub fn diff(&self, other: &Lock, limit: usize) -> String {
@@ -81,14 +92,14 @@ impl Lock {
         let mut lines = Vec::new();
         for (path, a) in &old {
             match new.get(path) {
-                None => lines.push(format!("  - {} (gone{})", path.display(), from_package(a))),
-                Some(b) if a != b => lines.push(format!("  ~ {} ({})", path.display(), changes(a, b))),
+                None => lines.push(format!("  - {} (gone{})", shown(path), from_package(a))),
+                Some(b) if a != b => lines.push(format!("  ~ {} ({})", shown(path), changes(a, b))),
                 _ => {}
             }
         }
         for (path, b) in &new {
             if !old.contains_key(path) {
-                lines.push(format!("  + {} (new{})", path.display(), from_package(b)));
+                lines.push(format!("  + {} (new{})", shown(path), from_package(b)));
             }
         }
         let mut out = format!("{} entries differ:\n", lines.len());

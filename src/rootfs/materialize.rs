@@ -118,7 +118,7 @@ fn place_file(parent: &OwnedFd, name: &std::ffi::OsStr, blob: &Path, entry: &Ent
     let fd = openat(parent, name, flags, Mode::from_bits_truncate(0o600))?;
     let mut out = File::from(fd);
     io::copy(&mut File::open(blob)?, &mut out)?;
-    super::blobs::set_metadata(&out, entry, as_root)
+    super::blobs::set_metadata(&out, entry, entry.mode, as_root)
 }
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {

@@ -5,6 +5,9 @@ pub mod digest;
 pub mod hashcache;
 pub mod lock;
 pub mod materialize;
+pub mod record;
+pub mod source;
 pub mod store;
+pub mod verify;
 
 pub use store::{Built, Store};

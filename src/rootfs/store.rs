@@ -38,6 +38,7 @@ pub struct Built {
 pub struct Record {
     pub name: String,
     pub digest: String,
+    #[serde(with = "crate::resolve::bytepath::keys")]
     pub hashes: ContentHashes,
     pub manifest: Manifest,
 }
@@ -48,10 +49,15 @@ impl Store {
     pub fn open(state: &Path) -> io::Result<Store> {
         let root = state.join("store");
         for dir in [state.to_path_buf(), root.clone(), root.join("blobs"), root.join("rootfs"), root.join("tmp")] {
-            fs::create_dir_all(&dir)?;
+            fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
         }
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).map_err(|e| at(&root, e))?;
         Ok(Store { root })
+    }
+
+    /// `state/store`.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn tree(&self, digest: &str) -> PathBuf {
@@ -73,7 +79,10 @@ impl Store {
         progress.set_message("hashing");
         for entry in manifest.files() {
             let hash = match &entry.kind {
-                Kind::File { source } => cache.hash(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?,
+                Kind::File { source } => {
+                    let strict = matches!(entry.reason, crate::resolve::Reason::LabFile { .. });
+                    cache.hash(source, strict).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", digest::display_path(source))))?
+                }
                 Kind::Inline { content } => digest::sha256_hex(content.as_bytes()),
                 _ => continue,
             };
@@ -101,19 +110,23 @@ impl Store {
         if !reused {
             progress.set_position(0);
             progress.set_message("copying");
-            let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(self.root.join("tmp"))?;
+            let tmp_dir = self.root.join("tmp");
+            let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(&tmp_dir).map_err(|e| at(&tmp_dir, e))?;
             let tree = tmp.path().join("rootfs");
-            fs::create_dir(&tree)?;
-            materialize::materialize(&tree, manifest, hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)?;
+            fs::create_dir(&tree).map_err(|e| at(&tree, e))?;
+            materialize::materialize(&tree, manifest, hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)
+                .map_err(|e| at(&tree, e))?;
             let record = Record { name: name.into(), digest: digest.clone(), hashes: hashes.clone(), manifest: manifest.clone() };
             let record_tmp = tmp.path().join("record.json");
-            fs::write(&record_tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;
-            fs::rename(&record_tmp, self.root.join("rootfs").join(format!("{digest}.json")))?;
+            fs::write(&record_tmp, serde_json::to_vec(&record).map_err(io::Error::other)?).map_err(|e| at(&record_tmp, e))?;
+            let _ = fs::set_permissions(&record_tmp, fs::Permissions::from_mode(0o444));
+            let record_path = self.root.join("rootfs").join(format!("{digest}.json"));
+            fs::rename(&record_tmp, &record_path).map_err(|e| at(&record_path, e))?;
             match fs::rename(&tree, &path) {
                 Ok(()) => {}
                 // A concurrent build of the same environment finished first: same digest, same files.
                 Err(e) if path.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => reused = true,
-                Err(e) => return Err(e),
+                Err(e) => return Err(at(&path, e)),
             }
         }
         progress.finish_and_clear();
@@ -185,4 +198,14 @@ fn make_writable(dir: &Path) {
             }
         }
     }
+}
+
+/// An I/O error that names the path it happened on (a full disk, a read-only
+/// state directory), unless its message already starts with one.
+pub(crate) fn at(path: &Path, error: io::Error) -> io::Error {
+    let message = error.to_string();
+    if message.starts_with('/') {
+        return error;
+    }
+    io::Error::new(error.kind(), format!("{}: {}", digest::display_path(path), crate::resolve::error::io_cause(&error)))
 }
