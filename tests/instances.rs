@@ -190,3 +190,49 @@ fn names_are_checked_and_one_name_is_one_instance() {
     let running = ps().into_iter().filter(|r| r["name"] == "twice" && r["state"] == "running").count();
     assert_eq!(running, 1);
 }
+
+/// The binary with a state directory of its own.
+fn sandbox_in(home: &std::path::Path) -> std::process::Command {
+    let mut command = sandbox();
+    command.env("SANDBOX_HOME", home);
+    command
+}
+
+/// Remove instances of another state directory even when an assertion failed.
+struct CleanupIn(std::path::PathBuf, Vec<String>);
+impl Drop for CleanupIn {
+    fn drop(&mut self) {
+        let _ = sandbox_in(&self.0).arg("rm").args(&self.1).output();
+    }
+}
+
+#[test]
+fn a_state_dir_inside_a_closed_directory_works() {
+    if !need_root("instances") {
+        return;
+    }
+    // What `mktemp -d` makes: 0700, root's.
+    let closed = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(closed.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let home = closed.path().join("home");
+    let _cleanup = CleanupIn(home.clone(), vec!["closed".into()]);
+    let doctor: serde_json::Value = serde_json::from_str(&stdout(&run(sandbox_in(&home).args(["doctor", "--json"])))).unwrap();
+    let state = doctor["checks"].as_array().unwrap().iter().find(|c| c["id"] == "state-dir").unwrap().clone();
+    assert_eq!(state["status"], "ok", "{state}");
+    ok(sandbox_in(&home).args(["start", "shell", "--name", "closed"]));
+    let written = run(sandbox_in(&home).args(["exec", "closed", "--", "/bin/sh", "-c", "echo mine > ~/f && cat ~/f"]).stdin(Stdio::null()));
+    assert_eq!(stdout(&written), "mine\n", "{}", stderr(&written));
+    assert!(ok(sandbox_in(&home).args(["diff", "closed"])).lines().any(|l| l == "A /home/student/f"));
+    ok(sandbox_in(&home).args(["rm", "closed"]));
+}
+
+#[test]
+fn doctor_fails_a_state_dir_it_cannot_create() {
+    let doctor = run(sandbox().env("SANDBOX_HOME", "/proc/sandbox-x").args(["doctor", "--json"]));
+    assert_eq!(doctor.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&doctor)).unwrap();
+    let state = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "state-dir").unwrap().clone();
+    assert_eq!(state["status"], "missing", "{state}");
+    assert!(state["summary"].as_str().unwrap().contains("/proc/sandbox-x cannot be created"), "{state}");
+}

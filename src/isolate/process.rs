@@ -341,7 +341,7 @@ fn child_main(plan: &Plan, first: usize, channel: RawFd, slave: Option<OwnedFd>,
         let _ = unsafe { nix::sys::signal::signal(*signal, SigHandler::SigIgn) };
     }
     let mut kernel = Real;
-    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None, step_mode };
+    let mut ctx = Context { channel: Some(channel), idmapped_rootfs: None, rootfs: None, layer: None, step_mode };
     let steps = &plan.steps;
     for (index, step) in steps.iter().enumerate().skip(first) {
         if step.actor != Actor::Child {
@@ -529,6 +529,16 @@ fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &m
     let fd = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
         .map_err(|errno| SysError { call: format!("open({}, O_PATH)", rootfs.display()), errno })?;
     ctx.rootfs = Some((rootfs.to_path_buf(), fd.into_raw_fd()));
+    // The instance's layer too, while the host's ids may still walk to it.
+    let layer = plan.steps.iter().find_map(|s| match &s.action {
+        Action::MountOverlay { upper, .. } => upper.parent().map(Path::to_path_buf),
+        _ => None,
+    });
+    if let Some(dir) = layer {
+        let fd = nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
+            .map_err(|errno| SysError { call: format!("open({}, O_PATH)", dir.display()), errno })?;
+        ctx.layer = Some((dir, fd.into_raw_fd()));
+    }
     let Some((uid, gid)) = first_inside_ids(plan) else { return Ok(()) };
     // The overlay's upper layer belongs to the instance's root: mount it as that root.
     if uid == 0 { kernel.set_ids(uid, gid) } else { kernel.switch_ids(uid, gid) }
@@ -537,7 +547,7 @@ fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &m
 /// From now on the new root is the instance's merged tree: reach it by an fd.
 fn reach_through_fd(target: &Path, ctx: &mut Context) -> Result<(), SysError> {
     use nix::fcntl::OFlag;
-    let fd = nix::fcntl::open(target, OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
+    let fd = nix::fcntl::open(&ctx.reach(target), OFlag::O_PATH | OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
         .map_err(|errno| SysError { call: format!("open({}, O_PATH)", target.display()), errno })?;
     ctx.rootfs = Some((target.to_path_buf(), fd.into_raw_fd()));
     Ok(())

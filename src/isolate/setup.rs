@@ -20,6 +20,11 @@ pub struct Context {
     /// private directories; `/proc/self/fd/N` reaches the rootfs without
     /// walking them.
     pub rootfs: Option<(PathBuf, RawFd)>,
+    /// An instance's directory (upper, work, merged), opened before PID 1
+    /// takes the mapped ids: the state directory may sit below directories
+    /// only host root may pass (`mktemp -d`, /root), which the mapped ids
+    /// cannot walk (EACCES at mount-overlay).
+    pub layer: Option<(PathBuf, RawFd)>,
     /// `explain --step`: wait for the supervisor's "go" before each step.
     pub step_mode: bool,
 }
@@ -27,14 +32,13 @@ pub struct Context {
 impl Context {
     /// `path` as this process can reach it (see `rootfs`).
     pub fn reach(&self, path: &Path) -> PathBuf {
-        let Some((rootfs, fd)) = &self.rootfs else { return path.to_path_buf() };
-        match path.strip_prefix(rootfs) {
-            Ok(rest) => {
+        for (dir, fd) in self.rootfs.iter().chain(&self.layer) {
+            if let Ok(rest) = path.strip_prefix(dir) {
                 let base = PathBuf::from(format!("/proc/self/fd/{fd}"));
-                if rest.as_os_str().is_empty() { base } else { base.join(rest) }
+                return if rest.as_os_str().is_empty() { base } else { base.join(rest) };
             }
-            Err(_) => path.to_path_buf(),
         }
+        path.to_path_buf()
     }
 }
 
@@ -45,7 +49,7 @@ fn reachable(action: &Action, ctx: &Context) -> Action {
         Action::BindRootfs { rootfs, idmapped, nosuid } => Action::BindRootfs { rootfs: r(rootfs), idmapped: *idmapped, nosuid: *nosuid },
         Action::MountProc { target } => Action::MountProc { target: r(target) },
         Action::MountOverlay { lower, upper, work, target } => {
-            Action::MountOverlay { lower: r(lower), upper: upper.clone(), work: work.clone(), target: target.clone() }
+            Action::MountOverlay { lower: r(lower), upper: r(upper), work: r(work), target: r(target) }
         }
         Action::MountDev { target, devices } => Action::MountDev { target: r(target), devices: devices.clone() },
         Action::MountDevpts { target } => Action::MountDevpts { target: r(target) },
@@ -270,7 +274,7 @@ mod tests {
 
     fn record(plan: &Plan, actor: Actor) -> Vec<String> {
         let mut kernel = Recorder::default();
-        let ctx = Context { channel: Some(7), idmapped_rootfs: None, rootfs: None, step_mode: false };
+        let ctx = Context { channel: Some(7), idmapped_rootfs: None, rootfs: None, layer: None, step_mode: false };
         for step in plan.for_actor(actor) {
             perform(&mut kernel, &step.action, &ctx).unwrap();
         }
@@ -316,7 +320,7 @@ mod tests {
     #[test]
     fn a_failing_call_names_itself_and_its_errno() {
         let mut kernel = Recorder { fail_on: Some(("mount(proc".into(), nix::errno::Errno::EPERM)), ..Default::default() };
-        let ctx = Context { channel: None, idmapped_rootfs: None, rootfs: None, step_mode: false };
+        let ctx = Context { channel: None, idmapped_rootfs: None, rootfs: None, layer: None, step_mode: false };
         let action = Action::MountProc { target: "/r/proc".into() };
         let error = perform(&mut kernel, &action, &ctx).unwrap_err();
         assert_eq!(error.errno, nix::errno::Errno::EPERM);
