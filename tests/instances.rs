@@ -21,14 +21,16 @@ fn row(name: &str) -> Option<serde_json::Value> {
     ps().into_iter().find(|r| r["name"] == name)
 }
 
+/// The cgroups of an instance of any state directory (`sandbox-inst-<state key>-<id>`).
 fn cgroup_dirs(name: &str) -> Vec<String> {
-    let needle = format!("sandbox-inst-{name}");
+    let suffix = format!("-{name}");
     let mut found = Vec::new();
     let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if entry.file_name().to_string_lossy() == needle {
+                let dir = entry.file_name().to_string_lossy().into_owned();
+                if dir.starts_with("sandbox-inst-") && dir.ends_with(&suffix) {
                     found.push(entry.path().display().to_string());
                 }
                 stack.push(entry.path());
