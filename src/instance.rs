@@ -197,19 +197,24 @@ impl Instance {
     }
 
     fn make(&self, instances: &Path, as_root: bool, record: Record) -> Result<Record, InstanceError> {
-        let building = tempfile::Builder::new().prefix(".new-").tempdir_in(instances).map_err(at(instances))?;
-        let dir = building.path();
-        // The instance's own directory keeps every other user out (0700); the
-        // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
-        for (dir, mode) in [(dir.to_path_buf(), 0o700), (dir.join("upper"), 0o755), (dir.join("work"), 0o700), (dir.join("merged"), 0o755)]
-        {
-            fs::create_dir_all(&dir).map_err(at(&dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(at(&dir))?;
-            if as_root {
-                std::os::unix::fs::chown(&dir, Some(record.id_base), Some(record.id_base)).map_err(at(&dir))?;
+        // One error for the whole making, named by the instance (the
+        // directory being built is removed with it).
+        let building = tempfile::Builder::new().prefix(".new-").tempdir_in(instances).map_err(at(&self.dir))?;
+        let fill = |dir: &Path| -> io::Result<()> {
+            // The instance's own directory keeps every other user out (0700); the
+            // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
+            for (dir, mode) in
+                [(dir.to_path_buf(), 0o700), (dir.join("upper"), 0o755), (dir.join("work"), 0o700), (dir.join("merged"), 0o755)]
+            {
+                fs::create_dir_all(&dir)?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
+                if as_root {
+                    std::os::unix::fs::chown(&dir, Some(record.id_base), Some(record.id_base))?;
+                }
             }
-        }
-        write_json(&dir.join("record.json"), &record)?;
+            write_json_raw(&dir.join("record.json"), &record)
+        };
+        fill(building.path()).map_err(at(&self.dir))?;
         let built = building.keep();
         fs::rename(&built, &self.dir).map_err(|e| {
             let _ = fs::remove_dir_all(&built);
@@ -336,13 +341,18 @@ fn shift_owners(dir: &Path, from: u32, to: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Write JSON whole or not at all (a temporary file renamed over it); errors name the path.
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    write_json_raw(path, value).map_err(at(path))
+}
+
+fn write_json_raw(path: &Path, value: &impl Serialize) -> io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(at(dir))?;
-    serde_json::to_writer(&mut tmp, value).map_err(io::Error::other)?;
-    tmp.as_file_mut().flush().map_err(at(path))?;
-    tmp.persist(path).map_err(|e| at(path)(e.error))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, value)?;
+    tmp.as_file_mut().flush()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -421,6 +431,31 @@ mod tests {
         for bad in ["", "Alice", "-x", "a/b", "..", "a b", &"x".repeat(64)] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_moved_range_takes_the_instance_s_files_along() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (1_268_435_456, 1_268_500_992);
+        let file = dir.path().join("tool");
+        fs::write(&file, "x").unwrap();
+        std::os::unix::fs::chown(&file, Some(from + 1000), Some(from + 1000)).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o4755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(from), Some(from)).unwrap();
+        let host = dir.path().join("host");
+        fs::write(&host, "").unwrap();
+        shift_owners(dir.path(), from, to).unwrap();
+        let meta = fs::metadata(&file).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (to + 1000, to + 1000, 0o4755));
+        assert_eq!(fs::symlink_metadata(&link).unwrap().uid(), to, "the link itself, never its target");
+        assert_eq!(fs::metadata("/etc/passwd").unwrap().uid(), 0);
+        assert_eq!(fs::metadata(&host).unwrap().uid(), 0, "ids outside the range stay");
     }
 
     #[test]

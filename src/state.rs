@@ -23,9 +23,9 @@ pub fn home() -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("the state directory {path} cannot be created: {source}\n  fix: point SANDBOX_HOME at a directory on a writable disk")]
+    #[error("the state directory {} cannot be created: {}\n  fix: point SANDBOX_HOME at a directory on a writable disk", path.display(), cause(source))]
     Create { path: PathBuf, source: io::Error },
-    #[error("the state directory {path} is not writable: {source}\n  fix: point SANDBOX_HOME at a directory on a writable disk")]
+    #[error("the state directory {} is not writable: {}\n  fix: point SANDBOX_HOME at a directory on a writable disk", path.display(), cause(source))]
     Write { path: PathBuf, source: io::Error },
     #[error(
         "the state directory {home} lies below {blocked} ({why}), which the sandbox's setup cannot pass: it runs as host root \
@@ -91,9 +91,32 @@ pub fn reachable(home: &Path) -> Result<(), StateError> {
 }
 
 /// An I/O error that names the path it happened on: a full disk or a
-/// read-only state directory is told with the place.
+/// read-only state directory is told with the place and the fix.
 pub fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    move |e| {
+        let fix = match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+                format!("\n  fix: free space on that disk (`df -h {}`)", existing.display())
+            }
+            io::ErrorKind::ReadOnlyFilesystem => "\n  fix: remount it read-write, or point SANDBOX_HOME at a writable disk".to_string(),
+            _ => String::new(),
+        };
+        io::Error::new(e.kind(), format!("{}: {}{fix}", path.display(), cause(&e)))
+    }
+}
+
+/// What went wrong, without the path a wrapped error may repeat (`at path …`).
+pub fn cause(e: &io::Error) -> String {
+    if let Some(errno) = e.raw_os_error() {
+        return nix::errno::Errno::from_raw(errno).desc().to_string();
+    }
+    // tempfile wraps the system's error as `… (os error N) at path "…"`.
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
