@@ -761,6 +761,9 @@ fn state_dir(host: &Host) -> Check {
     };
     let mut check =
         Check::new("state-dir", "State directory", status, summary).found(format!("{} ({origin})", home.display())).modes(modes.0, modes.1);
+    if let Err(crate::state::StateError::Unreachable { blocked, .. }) = crate::state::usable(&home) {
+        check = check.fix(format!("let the sandbox's setup pass {}: sudo chmod o+x {}", blocked.display(), blocked.display()));
+    }
     if status == Status::Missing {
         check = check.fix("point SANDBOX_HOME at a writable directory: export SANDBOX_HOME=$HOME/sandbox");
         if host.is_root() {
@@ -782,24 +785,21 @@ fn state_dir_origin(host: &Host) -> &'static str {
     }
 }
 
-/// Whether the state directory is usable, without creating it: an existing one
-/// must be a writable directory, a missing one needs a writable ancestor.
+/// Whether a sandbox can use the state directory: tried for real (a probe file
+/// in it, or a probe directory where it would be created, removed at once),
+/// so a read-only disk or a pseudo-filesystem (`/proc/x`) is found, and as root
+/// every parent must be passable by the sandbox's setup (see `state::reachable`).
 fn state_dir_access(home: &Path) -> Result<String, String> {
-    if home.exists() {
-        if !home.is_dir() {
-            return Err(format!("{} exists but is not a directory", home.display()));
-        }
-        return writable_dir(home).map(|()| "exists and is writable".into());
+    if home.exists() && !home.is_dir() {
+        return Err(format!("{} exists but is not a directory", home.display()));
     }
-    let ancestor = home.ancestors().skip(1).find(|p| p.exists()).unwrap_or(Path::new("/"));
-    writable_dir(ancestor).map(|()| format!("does not exist yet; it can be created in {}", ancestor.display()))
-}
-
-fn writable_dir(dir: &Path) -> Result<(), String> {
-    use nix::fcntl::{AT_FDCWD, AtFlags};
-    use nix::unistd::{AccessFlags, faccessat};
-    faccessat(AT_FDCWD, dir, AccessFlags::W_OK | AccessFlags::X_OK, AtFlags::AT_EACCESS)
-        .map_err(|e| format!("{} is not writable ({})", dir.display(), e.desc()))
+    crate::state::usable(home).map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+    if home.is_dir() {
+        Ok("exists and is writable".into())
+    } else {
+        let ancestor = home.ancestors().skip(1).find(|p| p.is_dir()).unwrap_or(Path::new("/"));
+        Ok(format!("does not exist yet; it can be created in {}", ancestor.display()))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -970,5 +970,8 @@ mod tests {
         let file = tmp.path().join("file");
         std::fs::write(&file, "").unwrap();
         assert!(state_dir_access(&file).is_err());
+        // One it cannot create: a pseudo-filesystem takes no directories.
+        let proc = state_dir_access(Path::new("/proc/sandbox-doctor")).unwrap_err();
+        assert!(proc.contains("/proc/sandbox-doctor cannot be created"), "{proc}");
     }
 }

@@ -1,33 +1,40 @@
 //! Named instances: each student's own writable layer over a shared rootfs,
-//! kept between sessions. State lives in `<state>/instances/<name>/`:
+//! kept between sessions. State lives in `<state>/instances/<id>/`:
 //!
 //! ```text
-//! record.json   profile, digest, rootfs, the id range the instance keeps
+//! record.json   profile, digest, rootfs, the id range the instance keeps, its display name
 //! running.json  while it runs: supervisor and init PIDs (with start times)
 //! upper/ work/  the overlayfs layer: what the student changed
 //! merged/       where the layer and the rootfs are mounted together
-//! lock          flock: one command at a time changes the instance
 //! log           what a background instance's supervisor printed
 //! ```
+//!
+//! An instance is named by a display name of any script, mapped to a safe id
+//! (`names`). Its id range and cgroup name are leased machine-wide (`lease`),
+//! and its cgroup name carries its state directory's key, so two state
+//! directories can each have an `alice` and never touch the other's. Its lock
+//! (one command at a time changes it) is a lease lock too, so taking it makes
+//! nothing in the state directory.
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lease::{self, Claim, LeaseError, Leases, Owner};
+use crate::names::{self, NameError};
 use crate::plan::{ID_RANGE, Layer};
-use crate::session::{ID_BASE, ID_SLOTS};
-
-/// Instances take their id ranges above those of one-off runs, for good.
-const FIRST_INSTANCE_SLOT: u32 = ID_SLOTS;
-const INSTANCE_SLOTS: u32 = 8192;
+use crate::state::at;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
+    /// The instance's id (its directory's name).
     pub name: String,
+    /// The name it was given, when that is not the id (`내이름`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
     /// The profile as given (ready name or absolute path), to rebuild it.
     pub profile: String,
     pub profile_name: String,
@@ -35,6 +42,12 @@ pub struct Record {
     pub rootfs: PathBuf,
     pub id_base: u32,
     pub created: u64,
+}
+
+impl Record {
+    pub fn display_name(&self) -> &str {
+        self.display.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,56 +63,66 @@ pub struct Running {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
-    #[error("`{0}` is not a valid instance name\n  fix: use 1 to 63 of a-z, 0-9, `_` and `-`, starting with a letter or digit")]
-    BadName(String),
+    #[error(
+        "`{0}` is not a valid instance name: {1}\n  fix: a name is 1 to 64 characters of any script, without control characters or : / \\ #"
+    )]
+    BadName(String, NameError),
     #[error("there is no instance `{0}`\n  fix: `sandbox ps` lists them; `sandbox run PROFILE --name {0}` creates it")]
     Missing(String),
     #[error("instance `{0}` is running\n  fix: `sandbox exec {0}` joins it; `sandbox stop {0}` ends it")]
     Running(String),
     #[error("instance `{0}` was made from profile `{1}`, not `{2}`\n  fix: use `sandbox rm {0}` first, or another name")]
     OtherProfile(String, String, String),
-    #[error("all instance id ranges are in use\n  fix: remove instances that are no longer needed (`sandbox rm`)")]
-    NoIds,
+    #[error("`{0}` and `{1}` both map to the instance id `{2}`\n  fix: give one of them another name")]
+    Clash(String, String, String),
+    #[error("{0}")]
+    Lease(#[from] LeaseError),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
+/// Whether `name` is a safe instance id (see `names`).
 pub fn valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+    names::is_id(name)
 }
 
 pub struct Instance {
+    /// The id: the directory's name, safe anywhere.
     pub name: String,
+    /// As the user named it (the id itself when that is how it was named).
+    pub display: String,
     pub dir: PathBuf,
+    state: PathBuf,
 }
 
 pub fn root(state: &Path) -> PathBuf {
     state.join("instances")
 }
 
-/// Every instance, by name.
+/// Every instance, by id. (Directories being made, `.new-*`, are not ids.)
 pub fn all(state: &Path) -> Vec<Instance> {
-    let mut names: Vec<String> = fs::read_dir(root(state))
+    let mut ids: Vec<String> = fs::read_dir(root(state))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| valid_name(n))
         .collect();
-    names.sort();
-    names.into_iter().map(|name| Instance { dir: root(state).join(&name), name }).collect()
+    ids.sort();
+    ids.into_iter().map(|id| Instance::with_id(state, &id)).collect()
 }
 
 impl Instance {
+    /// The instance a person names (a display name or an id).
     pub fn named(state: &Path, name: &str) -> Result<Instance, InstanceError> {
-        if !valid_name(name) {
-            return Err(InstanceError::BadName(name.into()));
-        }
-        Ok(Instance { name: name.into(), dir: root(state).join(name) })
+        let id = names::id_for(name).map_err(|reason| InstanceError::BadName(crate::escape::line(name.as_bytes()).into_owned(), reason))?;
+        let mut instance = Instance::with_id(state, &id);
+        instance.display = name.to_string();
+        Ok(instance)
+    }
+
+    fn with_id(state: &Path, id: &str) -> Instance {
+        Instance { name: id.into(), display: id.into(), dir: root(state).join(id), state: state.to_path_buf() }
     }
 
     pub fn exists(&self) -> bool {
@@ -107,19 +130,26 @@ impl Instance {
     }
 
     pub fn record(&self) -> Result<Record, InstanceError> {
-        let bytes = fs::read(self.dir.join("record.json")).map_err(|_| InstanceError::Missing(self.name.clone()))?;
+        let bytes = fs::read(self.dir.join("record.json")).map_err(|_| InstanceError::Missing(self.display.clone()))?;
         serde_json::from_slice(&bytes).map_err(|e| InstanceError::Io(io::Error::other(format!("{}: {e}", self.dir.display()))))
+    }
+
+    pub fn save(&self, record: &Record) -> io::Result<()> {
+        write_json(&self.dir.join("record.json"), record)
     }
 
     /// Hold the instance's lock until the returned file is dropped.
     pub fn lock(&self) -> io::Result<File> {
-        fs::create_dir_all(&self.dir)?;
-        let file = File::options().create(true).truncate(false).write(true).open(self.dir.join("lock"))?;
-        // SAFETY: flock on an fd we own; blocks until other commands on this instance finish.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(file)
+        lease::instance_lock(&self.state, &self.name)
+    }
+
+    /// The instance's cgroup name: `inst-<state key>-<id>`, its own on this machine.
+    pub fn cgroup_name(&self) -> String {
+        format!("inst-{}-{}", lease::state_key(&self.state), self.name)
+    }
+
+    fn owner(&self) -> Owner {
+        Owner { state: lease::canonical(&self.state), instance: self.name.clone() }
     }
 
     pub fn layer(&self) -> Layer {
@@ -128,36 +158,100 @@ impl Instance {
 
     /// Create the instance (under its lock). Its directories belong to the
     /// instance's root, an unprivileged id on the host, and no other user may
-    /// enter them.
-    pub fn create(&self, state: &Path, profile: &str, profile_name: &str, digest: &str, rootfs: &Path) -> Result<Record, InstanceError> {
-        let instances = root(state);
-        fs::create_dir_all(&instances)?;
+    /// enter them. It is built beside its place and renamed into it, so a
+    /// failure (a full disk) leaves no half-made instance, and no claim.
+    pub fn create(&self, profile: &str, profile_name: &str, digest: &str, rootfs: &Path) -> Result<Record, InstanceError> {
+        let instances = root(&self.state);
+        fs::create_dir_all(&instances).map_err(at(&instances))?;
         // Others may pass through to their own instance, but not list them.
-        fs::set_permissions(&instances, fs::Permissions::from_mode(0o711))?;
+        fs::set_permissions(&instances, fs::Permissions::from_mode(0o711)).map_err(at(&instances))?;
         let as_root = nix::unistd::geteuid().is_root();
-        let id_base = if as_root { free_id_base(state)? } else { nix::unistd::getuid().as_raw() };
-        let record = Record {
-            name: self.name.clone(),
-            profile: profile.into(),
-            profile_name: profile_name.into(),
-            digest: digest.into(),
-            rootfs: rootfs.into(),
-            id_base,
-            created: now(),
-        };
-        // The instance's own directory keeps every other user out (0700); the
-        // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
-        for (dir, mode) in
-            [(self.dir.clone(), 0o700), (self.dir.join("upper"), 0o755), (self.dir.join("work"), 0o700), (self.dir.join("merged"), 0o755)]
-        {
-            fs::create_dir_all(&dir)?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
-            if as_root {
-                nix::unistd::chown(&dir, Some(id_base.into()), Some(id_base.into())).map_err(io::Error::from)?;
+        let leases = if as_root { Some(Leases::lock()?) } else { None };
+        let id_base = match &leases {
+            Some(leases) => {
+                let own: Vec<u32> = all(&self.state).iter().filter_map(|i| i.record().ok()).map(|r| r.id_base).collect();
+                leases.instance_range(&self.owner(), &own, &holds)?
             }
+            None => nix::unistd::getuid().as_raw(),
+        };
+        let made = self.make(
+            &instances,
+            as_root,
+            Record {
+                name: self.name.clone(),
+                display: (self.display != self.name).then(|| self.display.clone()),
+                profile: profile.into(),
+                profile_name: profile_name.into(),
+                digest: digest.into(),
+                rootfs: rootfs.into(),
+                id_base,
+                created: now(),
+            },
+        );
+        if made.is_err()
+            && let Some(leases) = &leases
+        {
+            let _ = leases.release(&Claim::Ids(id_base), &self.owner());
         }
-        write_json(&self.dir.join("record.json"), &record)?;
+        made
+    }
+
+    fn make(&self, instances: &Path, as_root: bool, record: Record) -> Result<Record, InstanceError> {
+        // One error for the whole making, named by the instance (the
+        // directory being built is removed with it).
+        let building = tempfile::Builder::new().prefix(".new-").tempdir_in(instances).map_err(at(&self.dir))?;
+        let fill = |dir: &Path| -> io::Result<()> {
+            // The instance's own directory keeps every other user out (0700); the
+            // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
+            for (dir, mode) in
+                [(dir.to_path_buf(), 0o700), (dir.join("upper"), 0o755), (dir.join("work"), 0o700), (dir.join("merged"), 0o755)]
+            {
+                fs::create_dir_all(&dir)?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
+                if as_root {
+                    std::os::unix::fs::chown(&dir, Some(record.id_base), Some(record.id_base))?;
+                }
+            }
+            write_json_raw(&dir.join("record.json"), &record)
+        };
+        fill(building.path()).map_err(at(&self.dir))?;
+        let built = building.keep();
+        fs::rename(&built, &self.dir).map_err(|e| {
+            let _ = fs::remove_dir_all(&built);
+            at(&self.dir)(e)
+        })?;
         Ok(record)
+    }
+
+    /// Before each start (as root): the instance's cgroup name and id range
+    /// are claimed again (a reboot emptied /run). When another state
+    /// directory's instance took the range meanwhile, this one moves to a free
+    /// range and its files are given to the new ids; the record says so.
+    /// Returns a note when it moved.
+    pub fn claim_leases(&self, record: &mut Record) -> Result<Option<String>, InstanceError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        let leases = Leases::lock()?;
+        let owner = self.owner();
+        leases.claim(&Claim::Cgroup(self.cgroup_name()), &owner, &holds)?;
+        match leases.claim(&Claim::Ids(record.id_base), &owner, &holds) {
+            Ok(()) => Ok(None),
+            Err(LeaseError::Taken { owner: other, .. }) => {
+                let own: Vec<u32> = all(&self.state).iter().filter_map(|i| i.record().ok()).map(|r| r.id_base).collect();
+                let new = leases.instance_range(&owner, &own, &holds)?;
+                shift_owners(&self.dir, record.id_base, new).map_err(at(&self.dir))?;
+                let old = std::mem::replace(&mut record.id_base, new);
+                self.save(record)?;
+                Ok(Some(format!(
+                    "the host ids {old}+ of `{}` are now used by instance `{}` of {}: it moved to {new}+",
+                    self.display,
+                    other.instance,
+                    other.state.display()
+                )))
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Running, and truly: both PIDs alive with the start times recorded, so
@@ -192,8 +286,18 @@ impl Instance {
         Ok(())
     }
 
-    pub fn remove(&self) -> io::Result<()> {
-        fs::remove_dir_all(&self.dir)
+    /// Remove the instance and give back its leases (only its own).
+    pub fn remove(&self) -> Result<(), InstanceError> {
+        let record = self.record().ok();
+        fs::remove_dir_all(&self.dir).map_err(at(&self.dir))?;
+        if let Some(record) = record
+            && nix::unistd::geteuid().is_root()
+        {
+            let leases = Leases::lock()?;
+            leases.release(&Claim::Ids(record.id_base), &self.owner())?;
+            leases.release(&Claim::Cgroup(self.cgroup_name()), &self.owner())?;
+        }
+        Ok(())
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -201,18 +305,53 @@ impl Instance {
     }
 }
 
-fn free_id_base(state: &Path) -> Result<u32, InstanceError> {
-    let used: Vec<u32> = all(state).iter().filter_map(|i| i.record().ok()).map(|r| r.id_base).collect();
-    (FIRST_INSTANCE_SLOT..FIRST_INSTANCE_SLOT + INSTANCE_SLOTS)
-        .map(|slot| ID_BASE + slot * ID_RANGE)
-        .find(|base| !used.contains(base))
-        .ok_or(InstanceError::NoIds)
+/// Whether a claim's owner still holds it: its instance exists with that id
+/// range or cgroup name (a state directory removed by hand holds nothing).
+pub fn holds(owner: &Owner, claim: &Claim) -> bool {
+    let instance = Instance::with_id(&owner.state, &owner.instance);
+    match (instance.record(), claim) {
+        (Ok(record), Claim::Ids(base)) => record.id_base == *base,
+        (Ok(_), Claim::Cgroup(name)) => instance.cgroup_name() == *name,
+        (Err(_), _) => false,
+    }
 }
 
+/// Give the files of an instance that belong to one id range to another
+/// (`from + n` becomes `to + n`), never following a link. The instance is
+/// stopped and locked, so nothing inside changes meanwhile. chown clears
+/// setuid and setgid bits; the student's own modes are put back.
+fn shift_owners(dir: &Path, from: u32, to: u32) -> io::Result<()> {
+    let shift = |id: u32| if (from..from.saturating_add(ID_RANGE)).contains(&id) { id - from + to } else { id };
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path)?;
+        let (uid, gid) = (shift(meta.uid()), shift(meta.gid()));
+        if (uid, gid) != (meta.uid(), meta.gid()) {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+            if !meta.file_type().is_symlink() {
+                fs::set_permissions(&path, meta.permissions())?;
+            }
+        }
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write JSON whole or not at all (a temporary file renamed over it); errors name the path.
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    write_json_raw(path, value).map_err(at(path))
+}
+
+fn write_json_raw(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, value).map_err(io::Error::other)?;
+    serde_json::to_writer(&mut tmp, value)?;
+    tmp.as_file_mut().flush()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -292,6 +431,31 @@ mod tests {
         for bad in ["", "Alice", "-x", "a/b", "..", "a b", &"x".repeat(64)] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_moved_range_takes_the_instance_s_files_along() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (1_268_435_456, 1_268_500_992);
+        let file = dir.path().join("tool");
+        fs::write(&file, "x").unwrap();
+        std::os::unix::fs::chown(&file, Some(from + 1000), Some(from + 1000)).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o4755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(from), Some(from)).unwrap();
+        let host = dir.path().join("host");
+        fs::write(&host, "").unwrap();
+        shift_owners(dir.path(), from, to).unwrap();
+        let meta = fs::metadata(&file).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (to + 1000, to + 1000, 0o4755));
+        assert_eq!(fs::symlink_metadata(&link).unwrap().uid(), to, "the link itself, never its target");
+        assert_eq!(fs::metadata("/etc/passwd").unwrap().uid(), 0);
+        assert_eq!(fs::metadata(&host).unwrap().uid(), 0, "ids outside the range stay");
     }
 
     #[test]

@@ -6,11 +6,14 @@
 pub mod cgroup;
 pub mod cli;
 pub mod doctor;
+pub mod escape;
 pub mod explain;
 pub mod export;
 pub mod instance;
 pub mod isolate;
 pub mod lab;
+pub mod lease;
+pub mod names;
 pub mod plan;
 pub mod profile;
 pub mod resolve;

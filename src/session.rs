@@ -40,7 +40,7 @@ pub struct Request<'a> {
     pub throwaway: bool,
 }
 
-pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
+pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
     let profile = request.profile;
     let mut warnings = Vec::new();
     let root = nix::unistd::geteuid().is_root();
@@ -50,7 +50,8 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     } else if let (true, Some(base)) = (root, request.id_base) {
         (IdMapping::Range { host_base: base }, None)
     } else if root {
-        let (base, lease) = lease_id_range(state)?;
+        // Machine-wide, not per state directory: two teachers' runs never share ids.
+        let (base, lease) = crate::lease::run_range().map_err(std::io::Error::other)?;
         (IdMapping::Range { host_base: base }, Some(lease))
     } else {
         let inside = profile.user.uid;
@@ -117,27 +118,4 @@ fn idmapped_mounts_supported() -> bool {
     let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (5, 12)
-}
-
-/// Take the first free id range: a lock file per range, held with flock for
-/// as long as the sandbox runs, so a crash frees it by itself.
-fn lease_id_range(state: &Path) -> std::io::Result<(u32, File)> {
-    use std::os::fd::AsRawFd;
-    let dir = state.join("run/ids");
-    let open = |slot: u32| File::options().create(true).truncate(false).write(true).open(dir.join(format!("{slot}.lock")));
-    for slot in 0..ID_SLOTS {
-        let file = match open(slot) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // The first run of this state directory.
-                std::fs::create_dir_all(&dir)?;
-                open(slot)?
-            }
-            other => other?,
-        };
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok((ID_BASE + slot * plan::ID_RANGE, file));
-        }
-    }
-    Err(std::io::Error::other(format!("all {ID_SLOTS} id ranges are in use")))
 }

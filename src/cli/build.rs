@@ -117,7 +117,7 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
         store.export(&manifest, &hashes, out).map_err(|e| Failure { message: format!("--out {}: {e}", out.display()) })?;
     }
     if json {
-        println!("{}", serde_json::to_string(&built)?);
+        writeln!(stream(Stream::Stdout), "{}", serde_json::to_string(&built)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut stdout = stream(Stream::Stdout);

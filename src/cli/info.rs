@@ -25,7 +25,7 @@ pub fn profiles() -> Result<ExitCode, Failure> {
 pub fn doctor(json: bool) -> Result<ExitCode, Failure> {
     let report = crate::doctor::report();
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(stream(Stream::Stdout), "{}", serde_json::to_string(&report)?)?;
     } else {
         crate::doctor::render(&report, &mut stream(Stream::Stdout))?;
     }

@@ -1,34 +1,42 @@
 //! Per-student instances: `run --name`, `start`, `exec`, `ps`, `stop`,
-//! `reset`, `rm`, `diff`.
+//! `reset`, `rm`, `diff`. A name may be a display name of any script
+//! (`내이름`) or the id it maps to; what comes from inside an instance (file
+//! names, its log) is escaped before it reaches the terminal.
 
+use std::cell::Cell;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use super::output::{Failure, Stream, stream};
+use super::output::{Failure, Stream, pad, stream};
 use crate::cgroup::{self, CgroupManager};
-use crate::instance::{self, Instance, Running};
+use crate::escape;
+use crate::instance::{self, Instance, Record, Running};
 use crate::plan::{self, IdMapping, Input};
 use crate::profile::{Mode, Profile};
 use crate::session::{self, Request};
 
-fn state() -> std::path::PathBuf {
+fn state() -> PathBuf {
     crate::state::home()
+}
+
+/// The state directory, checked before anything is made in it: writable, and
+/// passable by the sandbox's setup (errors name the path, the cause, the fix).
+fn usable_state() -> Result<PathBuf, Failure> {
+    let state = state();
+    crate::state::usable(&state)?;
+    Ok(state)
 }
 
 fn limits(profile: &Profile) -> cgroup::Limits {
     cgroup::Limits { memory: profile.limits.memory, pids: profile.limits.pids, cpu: profile.limits.cpu }
 }
 
-fn cgroup_name(name: &str) -> String {
-    format!("inst-{name}")
-}
-
 /// The instance's cgroup, to read or clean (nothing is created).
-fn manager(profile: &Profile, name: &str) -> Option<Box<dyn CgroupManager>> {
+fn manager(profile: &Profile, cgroup_name: &str) -> Option<Box<dyn CgroupManager>> {
     let layout = cgroup::detect().ok()?;
-    let manager = cgroup::manager_for(&layout, &cgroup_name(name), &limits(profile)).ok()?;
+    let manager = cgroup::manager_for(&layout, cgroup_name, &limits(profile)).ok()?;
     manager.adopt().ok()?;
     Some(manager)
 }
@@ -42,31 +50,47 @@ fn absolute_spec(spec: &str) -> String {
     }
 }
 
-/// `sandbox run PROFILE --name NAME`: enter the instance, creating it on first use.
-/// In the background (`start`), PID 1 waits with no command until stopped.
-pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool) -> Result<ExitCode, Failure> {
-    let state = state();
-    let instance = Instance::named(&state, name)?;
-    let lock = instance.lock()?;
-    if instance.running().is_some() {
-        return Err(instance::InstanceError::Running(name.into()).into());
-    }
-    let profile = super::build::load(spec)?;
-    let rootfs = super::run::rootfs_for(&profile)?;
+/// The display name, safe to print.
+fn shown(name: &str) -> String {
+    escape::line(name.as_bytes()).into_owned()
+}
+
+/// The instance's record, made on first use (under its lock, which the caller holds).
+fn record_for(instance: &Instance, spec: &str, profile: &Profile, rootfs: &Path) -> Result<Record, Failure> {
     let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut record = if instance.exists() {
-        let record = instance.record()?;
-        if record.profile_name != profile.name {
-            return Err(instance::InstanceError::OtherProfile(name.into(), record.profile_name, profile.name).into());
-        }
-        record
-    } else {
-        instance.create(&state, &absolute_spec(spec), &profile.name, &digest, &rootfs)?
-    };
+    if !instance.exists() {
+        return Ok(instance.create(&absolute_spec(spec), &profile.name, &digest, rootfs)?);
+    }
+    let mut record = instance.record()?;
+    if record.display_name() != instance.display && record.name != instance.display {
+        return Err(instance::InstanceError::Clash(shown(record.display_name()), shown(&instance.display), record.name).into());
+    }
+    if record.profile_name != profile.name {
+        return Err(instance::InstanceError::OtherProfile(shown(&instance.display), record.profile_name, profile.name.clone()).into());
+    }
     if record.digest != digest {
         // The environment was rebuilt (new host packages): the layer stays on top.
         record.digest = digest;
-        record.rootfs = rootfs.clone();
+        record.rootfs = rootfs.to_path_buf();
+        instance.save(&record)?;
+    }
+    Ok(record)
+}
+
+/// `sandbox run PROFILE --name NAME`: enter the instance, creating it on first use.
+/// In the background (`start`), PID 1 waits with no command until stopped.
+pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool) -> Result<ExitCode, Failure> {
+    let state = usable_state()?;
+    let instance = Instance::named(&state, name)?;
+    let lock = instance.lock()?;
+    if instance.running().is_some() {
+        return Err(instance::InstanceError::Running(shown(name)).into());
+    }
+    let profile = super::build::load(spec)?;
+    let rootfs = super::run::rootfs_for(&profile)?;
+    let mut record = record_for(&instance, spec, &profile, &rootfs)?;
+    if let Some(note) = instance.claim_leases(&mut record)? {
+        writeln!(stream(Stream::Stderr), "note: {note}")?;
     }
     let command = if background { Vec::new() } else { super::run::command_for(&profile, command) };
     let request = Request {
@@ -74,7 +98,7 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
         mode: Mode::Namespace,
         rootfs,
         command,
-        name: cgroup_name(name),
+        name: instance.cgroup_name(),
         dry_run: false,
         layer: Some(instance.layer()),
         id_base: Some(record.id_base),
@@ -82,18 +106,25 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
     };
     let session = session::prepare(&request, &state)?;
     super::run::warn(&session.warnings)?;
-    // The lock is held until the instance is marked running: two `start`s of
-    // one name never give two instances.
+    // The instance is marked running once its command step is reached (its
+    // root is built), and the lock is held until then: two `start`s of one
+    // name never give two instances, and `start` never reports one that failed.
     let mut lock = Some(lock);
     let supervisor = std::process::id() as i32;
-    let mut on_init = |init: i32| {
+    let init = Cell::new(None);
+    let mut on_init = |pid: i32| init.set(Some(pid));
+    let mut on_event = |event: &crate::isolate::Event| {
+        let Some(init) = init.get() else { return };
+        if event.id != "exec-command" || !event.ok {
+            return;
+        }
         let running = Running {
             supervisor,
             supervisor_start: instance::start_time(supervisor).unwrap_or(0),
             init,
             init_start: instance::start_time(init).unwrap_or(0),
             started: instance::now(),
-            cgroup: cgroup_name(name),
+            cgroup: instance.cgroup_name(),
         };
         let _ = instance.set_running(&running);
         // Unlock explicitly: the sandbox's processes inherited this descriptor
@@ -104,7 +135,7 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
         }
     };
-    let result = super::run::launch_session(&session, &mut |_| {}, None, Some(&mut on_init), !background, false);
+    let result = super::run::launch_session(&session, &mut on_event, None, Some(&mut on_init), !background, false);
     instance.clear_running();
     let status = result?.status;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
@@ -114,40 +145,50 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
 pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Result<ExitCode, Failure> {
     let mut names = names;
     if let Some(file) = names_from {
-        let text = std::fs::read_to_string(file).map_err(|e| Failure { message: format!("{}: {e}", file.display()) })?;
-        names.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+        names.extend(crate::names::read_file(file)?.into_iter().map(|listed| listed.name));
     }
     if names.is_empty() {
         return Err(Failure { message: "no instance names\n  fix: give --name NAME (repeatable) or --names-from FILE".into() });
     }
-    let state = state();
+    let state = usable_state()?;
+    let mut instances = Vec::new();
     for name in &names {
-        Instance::named(&state, name)?;
+        let instance = Instance::named(&state, name)?;
+        if instances.iter().any(|i: &Instance| i.name == instance.name) {
+            return Err(Failure { message: format!("`{}` is named twice (as the instance {})", shown(name), instance.name) });
+        }
+        instances.push(instance);
     }
-    // Build once, before thirty supervisors ask for the same rootfs.
+    // Build once, before thirty supervisors ask for the same rootfs, and make
+    // every instance here, so a full disk is told once, with its path.
     let profile = super::build::load(spec)?;
-    super::run::rootfs_for(&profile)?;
+    let rootfs = super::run::rootfs_for(&profile)?;
+    for instance in &instances {
+        let _lock = instance.lock()?;
+        record_for(instance, spec, &profile, &rootfs)?;
+    }
     let spec = absolute_spec(spec);
     let logs = state.join("run/logs");
-    std::fs::create_dir_all(&logs)?;
+    std::fs::create_dir_all(&logs).map_err(crate::state::at(&logs))?;
     let mut children = Vec::new();
-    for name in &names {
-        let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+    for instance in &instances {
+        let log_path = logs.join(format!("{}.log", instance.name));
+        let log = std::fs::File::create(&log_path).map_err(crate::state::at(&log_path))?;
         let mut command = std::process::Command::new(std::env::current_exe()?);
-        command.args(["run", &spec, "--name", name, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        command.args(["run", &spec, "--name", &instance.display, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe.
         unsafe {
             command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
         }
-        children.push((name.clone(), command.spawn()?));
+        children.push((instance, log_path, command.spawn()?));
     }
     let mut out = stream(Stream::Stdout);
     let mut failed = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
-    for (name, mut child) in children {
-        let instance = Instance::named(&state, &name)?;
+    for (instance, log_path, mut child) in children {
+        let name = shown(&instance.display);
         loop {
             // Running under our own supervisor: another `start` of the same
             // name may have won the race, and then ours fails below.
@@ -156,13 +197,19 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
-                writeln!(stream(Stream::Stderr), "error: {name} did not start ({status}): {}", log.trim())?;
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                let log = escape::text(&log);
+                let why = if log.trim().is_empty() {
+                    format!("it wrote nothing to its log {} (is the disk full?)", log_path.display())
+                } else {
+                    log.trim().to_string()
+                };
+                writeln!(stream(Stream::Stderr), "error: {name} did not start ({status}): {why}")?;
                 failed += 1;
                 break;
             }
             if Instant::now() > deadline {
-                writeln!(stream(Stream::Stderr), "error: {name} did not start within 2 minutes")?;
+                writeln!(stream(Stream::Stderr), "error: {name} did not start within 2 minutes (its log: {})", log_path.display())?;
                 failed += 1;
                 break;
             }
@@ -177,14 +224,16 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
     let state = state();
     let instance = Instance::named(&state, name)?;
     let record = instance.record()?;
-    let running = instance.running().ok_or_else(|| Failure {
-        message: format!(
-            "instance `{name}` is not running\n  fix: `sandbox start {} --name {name}`, or `sandbox run {} --name {name}`",
-            record.profile, record.profile
-        ),
+    let running = instance.running().ok_or_else(|| {
+        let (name, profile) = (shown(name), shown(&record.profile));
+        Failure {
+            message: format!(
+                "instance `{name}` is not running\n  fix: `sandbox start {profile} --name {name}`, or `sandbox run {profile} --name {name}`"
+            ),
+        }
     })?;
     let profile = super::build::load(&record.profile)?;
-    let manager = manager(&profile, name);
+    let manager = manager(&profile, &running.cgroup);
     let input = Input {
         profile: &profile,
         mode: Mode::Namespace,
@@ -206,7 +255,10 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
 
 #[derive(serde::Serialize)]
 struct Row {
+    /// The display name (exact).
     name: String,
+    /// The safe id it maps to.
+    id: String,
     profile: String,
     digest: String,
     state: &'static str,
@@ -223,14 +275,15 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
     for instance in instance::all(&state) {
         let Ok(record) = instance.record() else { continue };
         let running = instance.running();
-        let stats = running.as_ref().and_then(|_| {
+        let stats = running.as_ref().and_then(|running| {
             let profile = super::build::load(&record.profile).ok()?;
-            manager(&profile, &instance.name).map(|m| (m.stats(), m.procs_files()))
+            manager(&profile, &running.cgroup).map(|m| (m.stats(), m.procs_files()))
         });
         let processes =
             stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
         rows.push(Row {
-            name: record.name.clone(),
+            name: record.display_name().to_string(),
+            id: record.name.clone(),
             profile: record.profile_name.clone(),
             digest: crate::rootfs::digest::short(&record.digest).to_string(),
             state: if running.is_some() { "running" } else { "stopped" },
@@ -246,17 +299,31 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
         writeln!(out, "{}", serde_json::to_string(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The id column only when some name is not its own id.
+    let ids = rows.iter().any(|r| r.name != r.id);
+    let names: Vec<String> = rows.iter().map(|r| shown(&r.name)).collect();
+    let width = names.iter().map(|n| unicode_width::UnicodeWidthStr::width(n.as_str())).max().unwrap_or(0).clamp(4, 32);
+    let id_width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0).max(2);
+    let id_header = if ids { format!(" {:<id_width$}", "ID") } else { String::new() };
     writeln!(
         out,
-        "{:<16} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
-        "NAME", "PROFILE", "DIGEST", "STATE", "PID", "UPTIME", "MEMORY", "PIDS"
+        "{}{id_header} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
+        pad("NAME", width),
+        "PROFILE",
+        "DIGEST",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "MEMORY",
+        "PIDS"
     )?;
     let dash = || "-".to_string();
-    for r in rows {
+    for (r, name) in rows.iter().zip(&names) {
+        let id = if ids { format!(" {:<id_width$}", r.id) } else { String::new() };
         writeln!(
             out,
-            "{:<16} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
-            r.name,
+            "{}{id} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
+            pad(name, width),
             r.profile,
             r.digest,
             r.state,
@@ -271,6 +338,8 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
 
 /// End an instance: SIGTERM to its PID 1, SIGKILL after a grace period, then
 /// its cgroup (the supervisor normally removes it; after a crash, we do).
+/// Only this state directory's instance: its cgroup name carries the
+/// directory's key.
 fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     let running = instance.running();
     if let Some(running) = &running {
@@ -287,7 +356,7 @@ fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     // no cgroup of the instance is left.
     if let Ok(record) = instance.record()
         && let Ok(profile) = super::build::load(&record.profile)
-        && let Some(m) = manager(&profile, &instance.name)
+        && let Some(m) = manager(&profile, &instance.cgroup_name())
     {
         let _ = m.kill_all();
         let _ = m.remove();
@@ -303,77 +372,102 @@ fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) {
     }
 }
 
-pub fn stop(names: &[String]) -> Result<ExitCode, Failure> {
+/// The instances named, each existing (checked before any is touched).
+fn existing(names: &[String]) -> Result<Vec<Instance>, Failure> {
     let state = state();
-    let mut out = stream(Stream::Stdout);
+    let mut found = Vec::new();
     for name in names {
         let instance = Instance::named(&state, name)?;
         if !instance.exists() {
-            return Err(instance::InstanceError::Missing(name.clone()).into());
+            return Err(instance::InstanceError::Missing(shown(name)).into());
         }
+        found.push(instance);
+    }
+    Ok(found)
+}
+
+pub fn stop(names: &[String]) -> Result<ExitCode, Failure> {
+    let mut out = stream(Stream::Stdout);
+    for instance in existing(names)? {
         let _lock = instance.lock()?;
         let stopped = stop_one(&instance)?;
-        writeln!(out, "{} {name}", if stopped { "stopped" } else { "not running:" })?;
+        writeln!(out, "{} {}", if stopped { "stopped" } else { "not running:" }, shown(&instance.display))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
-    let state = state();
-    for name in names {
-        let instance = Instance::named(&state, name)?;
-        if !instance.exists() {
-            return Err(instance::InstanceError::Missing(name.clone()).into());
-        }
+    for instance in existing(names)? {
         let _lock = instance.lock()?;
         if instance.running().is_some() {
-            return Err(instance::InstanceError::Running(name.clone()).into());
+            return Err(instance::InstanceError::Running(shown(&instance.display)).into());
         }
-        instance.reset()?;
-        writeln!(stream(Stream::Stdout), "reset {name}")?;
+        instance.reset().map_err(crate::state::at(&instance.dir))?;
+        writeln!(stream(Stream::Stdout), "reset {}", shown(&instance.display))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn rm(names: &[String]) -> Result<ExitCode, Failure> {
-    let state = state();
-    for name in names {
-        let instance = Instance::named(&state, name)?;
-        if !instance.exists() {
-            return Err(instance::InstanceError::Missing(name.clone()).into());
-        }
+    for instance in existing(names)? {
         let lock = instance.lock()?;
         stop_one(&instance)?;
-        drop(lock);
         instance.remove()?;
-        writeln!(stream(Stream::Stdout), "removed {name}")?;
+        drop(lock);
+        writeln!(stream(Stream::Stdout), "removed {}", shown(&instance.display))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn diff(name: &str) -> Result<ExitCode, Failure> {
+#[derive(serde::Serialize)]
+struct ChangeRow {
+    change: &'static str,
+    path: escape::Data,
+}
+
+/// `sandbox diff NAME`: what the student changed. File names are the
+/// student's: escaped for the terminal, exact in `--json`.
+pub fn diff(name: &str, json: bool) -> Result<ExitCode, Failure> {
     let state = state();
     let instance = Instance::named(&state, name)?;
     let record = instance.record()?;
+    let changes = instance::diff(&instance.layer().upper, &record.rootfs).map_err(crate::state::at(&instance.layer().upper))?;
     let mut out = stream(Stream::Stdout);
-    for change in instance::diff(&instance.layer().upper, &record.rootfs)? {
-        match change {
-            instance::Change::Added(p) => writeln!(out, "A {}", p.display())?,
-            instance::Change::Changed(p) => writeln!(out, "C {}", p.display())?,
-            instance::Change::Deleted(p) => writeln!(out, "D {}", p.display())?,
-        }
+    let rows = changes.iter().map(|change| match change {
+        instance::Change::Added(p) => ("added", p),
+        instance::Change::Changed(p) => ("changed", p),
+        instance::Change::Deleted(p) => ("deleted", p),
+    });
+    if json {
+        let changes: Vec<ChangeRow> = rows.map(|(change, path)| ChangeRow { change, path: escape::Data::of_path(path) }).collect();
+        let value = serde_json::json!({"name": record.display_name(), "id": record.name, "changes": changes});
+        writeln!(out, "{value}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (change, path) in rows {
+        let letter = &change[..1].to_uppercase();
+        writeln!(out, "{letter} {}", escape::path(path))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// For `gc`: instances marked running whose PID 1 is gone (a crash): clean them.
+/// For `gc`: instances marked running whose PID 1 is gone (a crash): clean
+/// them; and claims of this machine whose owners are gone.
 pub fn gc_instances(out: &mut dyn Write) -> std::io::Result<usize> {
     let mut cleaned = 0;
     for instance in instance::all(&state()) {
         let crashed = instance.dir.join("running.json").exists() && instance.running().is_none();
         if crashed {
             let _ = stop_one(&instance);
-            writeln!(out, "cleaned crashed instance {}", instance.name)?;
+            writeln!(out, "cleaned crashed instance {}", shown(&instance.display))?;
+            cleaned += 1;
+        }
+    }
+    if nix::unistd::geteuid().is_root()
+        && let Ok(leases) = crate::lease::Leases::lock()
+    {
+        for claim in leases.sweep(&instance::holds) {
+            writeln!(out, "released {claim} (its instance is gone)")?;
             cleaned += 1;
         }
     }

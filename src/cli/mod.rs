@@ -65,9 +65,10 @@ enum Command {
     /// Start instances in the background, one per name, in parallel.
     Start {
         profile: String,
-        #[arg(long = "name")]
+        /// An instance's name: any script (`내이름`), mapped to a safe id `ps` shows (repeatable).
+        #[arg(long = "name", required_unless_present = "names_from")]
         names: Vec<String>,
-        /// A file with one instance name a line.
+        /// A file with one instance name a line (`#` starts a comment).
         #[arg(long)]
         names_from: Option<PathBuf>,
     },
@@ -83,13 +84,27 @@ enum Command {
         json: bool,
     },
     /// Stop instances (SIGTERM to PID 1, SIGKILL after 5 seconds).
-    Stop { names: Vec<String> },
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Drop instances' writable layers: back to the pristine environment.
-    Reset { names: Vec<String> },
+    Reset {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove instances and their layers.
-    Rm { names: Vec<String> },
-    /// What the student changed: A added, C changed, D deleted.
-    Diff { name: String },
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// What the student changed: A added, C changed, D deleted (names escaped for the terminal).
+    Diff {
+        name: String,
+        /// One JSON object: {name, id, changes: [{change, path: {text} or {bytes: base64}}]}, exact.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the same steps as `run`, one at a time, showing what each changed.
     Explain {
         #[arg(default_value = "shell")]
@@ -218,7 +233,7 @@ pub fn main() -> ExitCode {
         Command::Stop { names } => instances::stop(&names),
         Command::Reset { names } => instances::reset(&names),
         Command::Rm { names } => instances::rm(&names),
-        Command::Diff { name } => instances::diff(&name),
+        Command::Diff { name, json } => instances::diff(&name, json),
         Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => {
             explain::explain(explain::Args { profile, mode: mode.map(Into::into), step, dry_run, lang, json, build, command })
         }

@@ -131,7 +131,8 @@ pub fn report(outcome: &Outcome) -> Result<(), Failure> {
     if let Some(error) = &outcome.exec_error {
         let mut err = stream(Stream::Stderr);
         paint(&mut err, Color::Red, true, "error")?;
-        writeln!(err, ": {error}")?;
+        // The error names the student's program: terminal-safe.
+        writeln!(err, ": {}", crate::escape::text(error.as_bytes()))?;
     }
     if outcome.oom_kills > 0 {
         let mut err = stream(Stream::Stderr);

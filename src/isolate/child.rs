@@ -222,6 +222,18 @@ fn first_inside_ids(plan: &Plan) -> Option<(u32, u32)> {
 fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &mut Context) -> Result<(), SysError> {
     let fd = kernel.open_path(&ctx.reach(rootfs))?;
     ctx.reach.push((rootfs.to_path_buf(), fd));
+    // An instance's layer too, while the host's ids may still walk to it: the
+    // state directory may sit below directories only host root may pass
+    // (`mktemp -d`, /root), which the mapped ids cannot (EACCES at mount-overlay).
+    // A throwaway layer lives on a tmpfs mounted later, reachable anyway.
+    let layer = plan.steps.iter().find_map(|s| match &s.action {
+        Action::MountOverlay { upper, .. } => upper.parent().filter(|dir| !dir.starts_with(rootfs)).map(Path::to_path_buf),
+        _ => None,
+    });
+    if let Some(dir) = layer.filter(|dir| dir.is_dir()) {
+        let fd = kernel.open_path(&ctx.reach(&dir))?;
+        ctx.reach.push((dir, fd));
+    }
     let Some((uid, gid)) = first_inside_ids(plan) else { return Ok(()) };
     // The overlay's upper layer belongs to the sandbox's root: mount it as that root.
     kernel.set_ids(uid, gid, uid == 0)
