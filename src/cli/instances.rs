@@ -184,6 +184,8 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
     })?;
     let profile = super::build::load(&record.profile)?;
     let manager = manager(&profile, name);
+    // What ran in the instance, in a record only root can read or change.
+    crate::lab::evidence::note_exec(&instance.dir, &command)?;
     let input = Input {
         profile: &profile,
         mode: Mode::Namespace,
@@ -343,12 +345,17 @@ pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
         if !instance.exists() {
             return Err(instance::InstanceError::Missing(name.clone()).into());
         }
-        let _lock = instance.lock()?;
+        let lock = instance.lock()?;
         if instance.running().is_some() {
             return Err(instance::InstanceError::Running(name.clone()).into());
         }
         instance.reset()?;
+        drop(lock);
         writeln!(stream(Stream::Stdout), "reset {name}")?;
+        // A lab's instance gets the lab's files back.
+        if let Some(note) = super::lab::after_reset(name)? {
+            writeln!(stream(Stream::Stdout), "{note}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

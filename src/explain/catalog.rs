@@ -17,6 +17,8 @@ pub struct Catalog {
     pub steps: BTreeMap<String, StepText>,
     pub labels: BTreeMap<String, String>,
     pub text: BTreeMap<String, String>,
+    /// The words of `sandbox lab` (list, show, start, check).
+    pub lab: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +67,15 @@ impl Catalog {
 
     pub fn text<'a>(&'a self, key: &'a str) -> &'a str {
         self.text.get(key).map(String::as_str).unwrap_or(key)
+    }
+
+    /// A `[lab]` text with its `{placeholders}` filled.
+    pub fn lab(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let mut text = self.lab.get(key).cloned().unwrap_or_else(|| key.to_string());
+        for (name, value) in values {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
     }
 }
 
@@ -130,6 +141,7 @@ mod tests {
             let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
             assert_eq!(keys(&catalog.labels), keys(&english.labels), "{lang:?} labels");
             assert_eq!(keys(&catalog.text), keys(&english.text), "{lang:?} texts");
+            assert_eq!(keys(&catalog.lab), keys(&english.lab), "{lang:?} lab texts");
         }
     }
 
@@ -139,6 +151,10 @@ mod tests {
         let hangul = |s: &str| s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c));
         for (id, text) in &ko.steps {
             assert!(hangul(&text.concept), "step {id} is not in Korean");
+        }
+        // Every word `lab list/show/check --lang ko` prints, but the commands.
+        for (key, text) in &ko.lab {
+            assert!(hangul(text) || text.starts_with("sandbox "), "lab text {key} is not in Korean: {text}");
         }
     }
 
