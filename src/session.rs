@@ -42,7 +42,9 @@ pub fn prepare(request: &Request, state: &Path) -> std::io::Result<Session> {
     let profile = request.profile;
     let mut warnings = Vec::new();
     let root = nix::unistd::geteuid().is_root();
-    let (ids, lease) = if request.dry_run {
+    // A dry run shows the map a real run would use: a range for root, the
+    // caller's own id otherwise.
+    let (ids, lease) = if request.dry_run && root {
         (IdMapping::Range { host_base: ID_BASE }, None)
     } else if let (true, Some(base)) = (root, request.id_base) {
         (IdMapping::Range { host_base: base }, None)

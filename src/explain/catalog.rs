@@ -80,7 +80,7 @@ impl Catalog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::{self, IdMapping, Input};
     use crate::profile::{self, Mode, NetworkMode};
@@ -88,7 +88,16 @@ mod tests {
 
     /// Every step id any plan can contain, from plans built for every shape.
     fn all_step_ids() -> Vec<&'static str> {
-        let mut ids = Vec::new();
+        let mut ids: Vec<&'static str> = all_plans().iter().flat_map(|p| p.ids()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Plans of every shape: both modes, both network kinds, with limits, a
+    /// mount, a student's instance, and `exec` into one.
+    pub(crate) fn all_plans() -> Vec<plan::Plan> {
+        let mut plans = Vec::new();
         let mut profile = profile::load("shell", Path::new("/")).unwrap();
         profile.mounts.push(crate::profile::MountSpec {
             source: "/tmp".into(),
@@ -108,23 +117,21 @@ mod tests {
                     ids: IdMapping::Range { host_base: 1 },
                     idmapped: true,
                     cgroup_dirs: vec!["/c".into()],
-                    cgroup_writes: ["memory.max", "pids.max", "cpu.max"]
+                    cgroup_writes: ["memory.max", "memory.memsw.limit_in_bytes", "pids.max", "cpu.max"]
                         .iter()
                         .map(|f| plan::CgroupWrite { file: PathBuf::from("/c").join(f), value: "1".into() })
                         .collect(),
                     cgroup_procs: vec!["/c/cgroup.procs".into()],
                     layer: None,
                 };
-                ids.extend(plan::build(&input).ids());
+                plans.push(plan::build(&input));
                 // A student's instance, and `exec` into one.
                 let layer = plan::Layer { upper: "/u".into(), work: "/w".into(), merged: "/m".into() };
-                ids.extend(plan::build(&Input { layer: Some(layer), ..input.clone() }).ids());
-                ids.extend(plan::join(&input, 42).ids());
+                plans.push(plan::build(&Input { layer: Some(layer), ..input.clone() }));
+                plans.push(plan::join(&input, 42));
             }
         }
-        ids.sort();
-        ids.dedup();
-        ids
+        plans
     }
 
     #[test]

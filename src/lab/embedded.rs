@@ -13,16 +13,16 @@ macro_rules! lab {
 }
 
 pub static LABS: &[EmbeddedLab] = &[
-    lab!("01-chroot-by-hand": "lab.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("02-chroot-escape": "lab.toml", "profile.toml", "teacher.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("03-pid-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("04-mount-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("05-uts-ipc": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("06-network-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("07-user-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("08-cgroups": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("09-layers": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
-    lab!("10-container-vs-vm": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "solution/solve.sh"),
+    lab!("01-chroot-by-hand": "lab.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/fake-elf.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("02-chroot-escape": "lab.toml", "profile.toml", "teacher.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("03-pid-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "cheat/wrong-parent.sh", "solution/solve.sh"),
+    lab!("04-mount-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("05-uts-ipc": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("06-network-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("07-user-namespace": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("08-cgroups": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/impossible-ratio.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("09-layers": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
+    lab!("10-container-vs-vm": "lab.toml", "profile.toml", "README.en.md", "README.ko.md", "cheat/answers.sh", "cheat/neighbour.sh", "solution/solve.sh"),
 ];
 
 #[cfg(test)]
