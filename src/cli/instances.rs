@@ -136,9 +136,16 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         command.args(["run", &spec, "--name", name, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
-        // SAFETY: setsid is async-signal-safe.
+        // SAFETY: setsid and close_range are async-signal-safe system calls.
         unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+            command.pre_exec(|| {
+                // The instance outlives this command: it must not keep the
+                // caller's descriptors (a `flock` held around `start` stayed
+                // locked as long as the instance ran). CLOEXEC, not close: the
+                // standard library's own exec-error pipe stays usable.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+                nix::unistd::setsid().map(drop).map_err(std::io::Error::from)
+            });
         }
         children.push((name.clone(), command.spawn()?));
     }

@@ -60,7 +60,8 @@ pub struct Report {
     pub cgroup: Option<String>,
     pub passed: bool,
     pub checks: Vec<CheckResult>,
-    /// The record of `sandbox exec` into the instance (last entries).
+    /// The record of `sandbox exec` into the instance (the last 20 that were
+    /// not the checks' own).
     pub execs: Vec<evidence::ExecRecord>,
 }
 
@@ -137,6 +138,7 @@ pub fn run_inside(instance: &str, args: &[String], stdin: &[u8], cap: usize) -> 
         .arg("--")
         .args(args)
         .env("NO_COLOR", "1")
+        .env(evidence::EXEC_BY, "lab check")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -302,7 +304,7 @@ pub fn grade(lab: &Lab, student: &str, state: &Path) -> Result<Report, GradeErro
         let (passed, seen) = run_check(check, &scene, &values)?;
         checks.push(CheckResult { id: check.id.clone(), title: check.title.clone(), hint: check.hint.clone(), passed, seen });
     }
-    let mut execs = evidence::execs(&scene.dir);
+    let mut execs: Vec<_> = evidence::execs(&scene.dir).into_iter().filter(|e| e.by.is_none()).collect();
     execs.drain(..execs.len().saturating_sub(20));
     Ok(Report {
         lab: lab.id.clone(),

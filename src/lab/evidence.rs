@@ -124,7 +124,14 @@ pub struct ExecRecord {
     /// Seconds since the epoch.
     pub time: u64,
     pub argv: Vec<String>,
+    /// Who asked, when it was not a person: `lab check` for its own checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
+
+/// Set by `lab check` on the `sandbox exec` it runs, so its checks are told
+/// apart from what the student ran.
+pub const EXEC_BY: &str = "SANDBOX_EXEC_BY";
 
 const EXEC_LOG: &str = "execs.log";
 
@@ -133,7 +140,8 @@ const EXEC_LOG: &str = "execs.log";
 /// so nothing inside can reach or edit it. (An empty argv is the profile's
 /// default command.)
 pub fn note_exec(instance_dir: &Path, argv: &[String]) -> io::Result<()> {
-    let record = ExecRecord { time: crate::instance::now(), argv: argv.to_vec() };
+    let by = std::env::var(EXEC_BY).ok().filter(|b| b == "lab check");
+    let record = ExecRecord { time: crate::instance::now(), argv: argv.to_vec(), by };
     let mut line = serde_json::to_vec(&record).map_err(io::Error::other)?;
     line.push(b'\n');
     write_private(&instance_dir.join(EXEC_LOG), &line, true)
@@ -164,13 +172,15 @@ pub struct Process {
     pub argv: Vec<String>,
 }
 
-fn stat_fields(pid: i32) -> Option<(char, i32)> {
+/// State, parent and name (comm) from /proc/PID/stat.
+fn stat_fields(pid: i32) -> Option<(char, i32, String)> {
     let stat = read_bounded(Path::new(&format!("/proc/{pid}/stat")), 4096).ok()?;
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_string();
     let after = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = after.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
+    Some((state, ppid, name))
 }
 
 fn namespace(pid: i32, kind: &str) -> Option<PathBuf> {
@@ -187,9 +197,13 @@ pub fn processes(init: i32) -> Vec<Process> {
         if namespace(pid, "pid").as_ref() != Some(&ns) {
             continue;
         }
-        let Some((state, ppid)) = stat_fields(pid) else { continue };
+        let Some((state, ppid, name)) = stat_fields(pid) else { continue };
         let cmdline = read_bounded(Path::new(&format!("/proc/{pid}/cmdline")), 4096).unwrap_or_default();
-        let argv = cmdline.split('\0').filter(|a| !a.is_empty()).map(String::from).collect();
+        let mut argv: Vec<String> = cmdline.split('\0').filter(|a| !a.is_empty()).map(String::from).collect();
+        // A zombie has no command line left, only its name.
+        if argv.is_empty() {
+            argv.push(name);
+        }
         found.push(Process { pid, ppid, state, argv });
     }
     found.sort_by_key(|p| p.pid);

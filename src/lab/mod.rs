@@ -146,6 +146,24 @@ mod tests {
         assert_eq!(find(None, "cgroups").unwrap().id, "08-cgroups");
     }
 
+    /// `lab list/show/check --lang ko` print these: every one in Korean.
+    #[test]
+    fn every_lab_text_has_korean() {
+        let hangul = |s: &str| s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c));
+        for lab in all(None).unwrap() {
+            let mut texts = vec![("title", &lab.spec.title), ("goal", &lab.spec.goal), ("concepts", &lab.spec.concepts)];
+            for check in &lab.spec.checks {
+                texts.push(("check title", &check.title));
+                texts.push(("check hint", &check.hint));
+            }
+            for (what, text) in texts {
+                assert!(hangul(&text.ko), "{} {what}: not Korean: {}", lab.id, text.ko);
+                assert!(!text.en.trim().is_empty(), "{} {what}: no English", lab.id);
+            }
+            assert!(hangul(&lab.readme(crate::explain::Lang::Ko)), "{}: README.ko.md", lab.id);
+        }
+    }
+
     #[test]
     fn extraction_keeps_solutions_out_and_is_made_once() {
         let state = tempfile::tempdir().unwrap();
