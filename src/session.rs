@@ -45,7 +45,9 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
     let mut warnings = Vec::new();
     let root = nix::unistd::geteuid().is_root();
     let idmapped = root && idmapped_mounts_supported();
-    let (ids, lease) = if request.dry_run {
+    // A dry run shows the map a real run would use: a range for root, the
+    // caller's own id otherwise.
+    let (ids, lease) = if request.dry_run && root {
         (IdMapping::Range { host_base: ID_BASE }, None)
     } else if let (true, Some(base)) = (root, request.id_base) {
         (IdMapping::Range { host_base: base }, None)

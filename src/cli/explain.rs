@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use super::output::{Failure, Stream, stream};
-use crate::explain::{Catalog, Lang, Narrator, equivalents, render, story};
+use crate::explain::{Catalog, Lang, Narrator, render, story};
 use crate::isolate::{self, Event, Pause};
 use crate::profile::Mode;
 
@@ -107,8 +107,7 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
         if let Some(pid) = init {
             let _ = narrator.line("", &format!("{}: sudo nsenter -t {pid} -a", catalog.text("look_from_outside")));
         }
-        let _ = write!(out, "  [{}] ", catalog.text("press_enter"));
-        let _ = out.flush();
+        let _ = narrator.prompt(index, step);
         let key = read_key();
         let _ = writeln!(out);
         match key {
@@ -192,17 +191,7 @@ fn summary(
     let key = if mode == Mode::Chroot { "summary_chroot" } else { "summary_namespace" };
     narrator.paragraph(catalog.text(key))?;
     narrator.section(catalog.text("equivalents"))?;
-    let rootfs = plan
-        .steps
-        .iter()
-        .find_map(|s| match &s.action {
-            crate::plan::Action::BindRootfs { rootfs, .. } => Some(rootfs.display().to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| "ROOTFS".into());
-    for (tool, line) in equivalents::equivalents(profile, mode, &rootfs, command) {
-        narrator.line(tool, &line)?;
-    }
+    narrator.equivalents(profile, mode, plan, command)?;
     narrator.section(catalog.text("not_protected"))?;
     let key = if mode == Mode::Chroot { "not_protected_chroot" } else { "not_protected_namespace" };
     narrator.paragraph(catalog.text(key))

@@ -178,9 +178,16 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         command.args(["run", &spec, "--name", &instance.display, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
-        // SAFETY: setsid is async-signal-safe.
+        // SAFETY: setsid and close_range are async-signal-safe system calls.
         unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+            command.pre_exec(|| {
+                // The instance outlives this command: it must not keep the
+                // caller's descriptors (a `flock` held around `start` stayed
+                // locked as long as the instance ran). CLOEXEC, not close: the
+                // standard library's own exec-error pipe stays usable.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+                nix::unistd::setsid().map(drop).map_err(std::io::Error::from)
+            });
         }
         children.push((instance, log_path, command.spawn()?));
     }
@@ -234,6 +241,8 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
     })?;
     let profile = super::build::load(&record.profile)?;
     let manager = manager(&profile, &running.cgroup);
+    // What ran in the instance, in a record only root can read or change.
+    crate::lab::evidence::note_exec(&instance.dir, &command)?;
     let input = Input {
         profile: &profile,
         mode: Mode::Namespace,
@@ -398,12 +407,17 @@ pub fn stop(names: &[String]) -> Result<ExitCode, Failure> {
 
 pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
     for instance in existing(names)? {
-        let _lock = instance.lock()?;
+        let lock = instance.lock()?;
         if instance.running().is_some() {
             return Err(instance::InstanceError::Running(shown(&instance.display)).into());
         }
         instance.reset().map_err(crate::state::at(&instance.dir))?;
+        drop(lock);
         writeln!(stream(Stream::Stdout), "reset {}", shown(&instance.display))?;
+        // A lab's instance gets the lab's files back.
+        if let Some(note) = super::lab::after_reset(&instance.display)? {
+            writeln!(stream(Stream::Stdout), "{}", shown(&note))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

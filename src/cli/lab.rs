@@ -1,180 +1,299 @@
-//! `sandbox lab list | show | start | check`.
+//! `sandbox lab list | show | start | check`, for one student or a class
+//! (`--names-from FILE`). Grading itself is the library's ([`crate::lab::grade`]).
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use termcolor::Color;
+use unicode_width::UnicodeWidthStr;
 
 use super::output::{Failure, Stream, paint, stream};
-use crate::explain::Lang;
-use crate::lab::{self, Lab, fill, values};
+use crate::explain::{Catalog, Lang};
+use crate::lab::{self, Lab, Report};
 
-fn labs() -> std::path::PathBuf {
-    lab::labs_dir()
+/// Options every `lab` command takes.
+pub struct Common {
+    /// `--labs DIR`: a folder of extra labs.
+    pub labs: Option<PathBuf>,
+    pub lang: Option<String>,
 }
 
-pub fn list(lang: Option<&str>) -> Result<ExitCode, Failure> {
-    let lang = Lang::choose(lang);
+impl Common {
+    fn extra(&self) -> Option<PathBuf> {
+        lab::extra_folder(self.labs.as_deref())
+    }
+
+    fn find(&self, wanted: &str) -> Result<Lab, Failure> {
+        Ok(lab::find(self.extra().as_deref(), wanted)?)
+    }
+
+    fn lang(&self) -> Lang {
+        Lang::choose(self.lang.as_deref())
+    }
+}
+
+/// Pad to a display width (a Hangul syllable takes two columns).
+fn pad(text: &str, width: usize) -> String {
+    format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
+}
+
+pub fn list(common: &Common) -> Result<ExitCode, Failure> {
+    let lang = common.lang();
+    let catalog = Catalog::load(lang);
     let mut out = stream(Stream::Stdout);
-    for lab in lab::all(&labs())? {
-        paint(&mut out, Color::Cyan, true, &format!("{:<22}", lab.id))?;
-        writeln!(out, " {:>3} min  {}", lab.spec.minutes, lab.spec.title.get(lang))?;
-        writeln!(out, "{:27}{}", "", lab.spec.concepts.get(lang))?;
+    for lab in lab::all(common.extra().as_deref())? {
+        paint(&mut out, Color::Cyan, true, &pad(&lab.id, 22))?;
+        let minutes = catalog.lab("minutes", &[("n", &lab.spec.minutes.to_string())]);
+        writeln!(out, " {}  {}", pad(&minutes, 7), lab.spec.title.get(lang))?;
+        writeln!(out, "{:31}{}", "", lab.spec.concepts.get(lang))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn show(wanted: &str, lang: Option<&str>) -> Result<ExitCode, Failure> {
-    let lang = Lang::choose(lang);
-    let lab = lab::find(&labs(), wanted)?;
+pub fn show(wanted: &str, common: &Common) -> Result<ExitCode, Failure> {
+    let lang = common.lang();
+    let catalog = Catalog::load(lang);
+    let lab = common.find(wanted)?;
     let mut out = stream(Stream::Stdout);
     paint(&mut out, Color::Cyan, true, &format!("{} · {}", lab.id, lab.spec.title.get(lang)))?;
-    writeln!(out, "  ({} min)\n\n{}\n", lab.spec.minutes, lab.spec.goal.get(lang))?;
-    let code = match lang {
-        Lang::En => "en",
-        Lang::Ko => "ko",
-    };
-    let readme = std::fs::read_to_string(lab.dir.join(format!("README.{code}.md"))).unwrap_or_default();
-    writeln!(out, "{readme}")?;
+    let minutes = catalog.lab("minutes", &[("n", &lab.spec.minutes.to_string())]);
+    writeln!(out, "  ({minutes})\n\n{}\n", lab.spec.goal.get(lang))?;
+    writeln!(out, "{}", lab.readme(lang))?;
+    writeln!(out, "{}:", catalog.lab("checks", &[]))?;
     for check in &lab.spec.checks {
         writeln!(out, "  [ ] {}", check.title.get(lang))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Run `sandbox exec NAME -- ARGS` (the same code path a student uses), with `stdin`.
-fn inside(instance: &str, args: &[String], stdin: &[u8]) -> std::io::Result<std::process::Output> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("exec")
-        .arg(instance)
-        .arg("--")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child.stdin.take().map(|mut s| s.write_all(stdin));
-    child.wait_with_output()
-}
-
-fn student_values(lab: &Lab, student: &str) -> Result<BTreeMap<String, String>, Failure> {
-    let secret = values::course_secret(&crate::state::home())?;
-    Ok(values::derive(&secret, &lab.id, student, &lab.spec.values))
-}
-
-/// Start (or resume) the student's instance of the lab and place its files.
-pub fn start(wanted: &str, name: Option<&str>) -> Result<ExitCode, Failure> {
-    let lab = lab::find(&labs(), wanted)?;
-    let student = lab::student(name);
-    let instance = lab::instance_name(&lab, &student);
-    let values = student_values(&lab, &student)?;
-    ensure_running(&lab, &instance)?;
-    for file in &lab.spec.files {
-        let path = fill(&file.path, &values);
-        let content = fill(&file.content, &values);
-        let mode = file.mode.clone().unwrap_or_else(|| "0644".into());
-        let script = "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\" && chmod \"$2\" \"$1\"";
-        let args: Vec<String> = ["/bin/sh", "-c", script, "place", &path, &mode].iter().map(|s| s.to_string()).collect();
-        let output = inside(&instance, &args, content.as_bytes())?;
-        if !output.status.success() {
-            return Err(Failure { message: format!("placing {path} in {instance}: {}", String::from_utf8_lossy(&output.stderr).trim()) });
+/// Students from `--name` or `--names-from FILE`: one name a line, `#` comments,
+/// each a valid part of an instance name. Errors give the line, not its text
+/// (a names file may be anything, /etc/shadow included).
+fn students(name: Option<&str>, names_from: Option<&Path>) -> Result<Vec<String>, Failure> {
+    let Some(file) = names_from else { return Ok(vec![lab::student(name)]) };
+    let text = read_names(file)?;
+    let mut names = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !crate::instance::valid_name(&format!("lab00-{line}")) {
+            return Err(Failure {
+                message: format!(
+                    "{}:{}: not a student name\n  fix: use a-z, 0-9, `_` and `-` (up to 57), one name a line",
+                    file.display(),
+                    number + 1
+                ),
+            });
+        }
+        if !names.iter().any(|n| n == line) {
+            names.push(line.to_string());
         }
     }
+    if names.is_empty() {
+        return Err(Failure { message: format!("{}: no student names\n  fix: one name a line", file.display()) });
+    }
+    Ok(names)
+}
+
+fn read_names(file: &Path) -> Result<String, Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| Failure { message: format!("{}: {e}", file.display()) };
+    let handle = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(file).map_err(fail)?;
+    if !handle.metadata().map_err(fail)?.is_file() {
+        return Err(Failure { message: format!("{}: not a regular file\n  fix: give a text file of names", file.display()) });
+    }
+    let mut bytes = Vec::new();
+    handle.take(1 << 20).read_to_end(&mut bytes).map_err(fail)?;
+    String::from_utf8(bytes).map_err(|_| Failure { message: format!("{}: not UTF-8 text", file.display()) })
+}
+
+/// Start (or resume) the students' instances of the lab and place its files.
+pub fn start(wanted: &str, name: Option<&str>, names_from: Option<&Path>, common: &Common) -> Result<ExitCode, Failure> {
+    let lab = common.find(wanted)?;
+    let catalog = Catalog::load(common.lang());
+    let students = students(name, names_from)?;
+    let state = crate::state::home();
+    ensure_running(&lab, &students, &state)?;
     let mut out = stream(Stream::Stdout);
-    writeln!(out, "lab {} is ready for {student} in instance {instance}", lab.id)?;
-    writeln!(out, "  enter it:  sandbox exec {instance}")?;
-    writeln!(out, "  check it:  sandbox lab check {} --name {student}", lab.id)?;
+    for student in &students {
+        lab::check::place_files(&lab, student, &state)?;
+        let instance = lab::instance_name(&lab, student);
+        writeln!(out, "{}", catalog.lab("ready", &[("lab", &lab.id), ("student", student), ("instance", &instance)]))?;
+        if students.len() == 1 {
+            writeln!(out, "  {} sandbox exec {instance}", pad(&catalog.lab("enter", &[]), 11))?;
+            writeln!(out, "  {} sandbox lab check {} --name {student}", pad(&catalog.lab("check_it", &[]), 11), lab.id)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn ensure_running(lab: &Lab, instance: &str) -> Result<(), Failure> {
-    let state = crate::state::home();
-    if crate::instance::Instance::named(&state, instance)?.running().is_some() {
+/// Every student's instance running (the stopped ones started together).
+fn ensure_running(lab: &Lab, students: &[String], state: &Path) -> Result<(), Failure> {
+    let mut stopped = Vec::new();
+    for student in students {
+        let instance = lab::instance_name(lab, student);
+        if crate::instance::Instance::named(state, &instance)?.running().is_none() {
+            stopped.push(instance);
+        }
+    }
+    if stopped.is_empty() {
         return Ok(());
     }
-    let code = super::instances::start(&lab.profile_spec(), vec![instance.to_string()], None)?;
+    let code = super::instances::start(&lab.profile_spec(state)?, stopped, None)?;
     if code != ExitCode::SUCCESS {
-        return Err(Failure { message: format!("the lab's instance {instance} did not start") });
+        return Err(Failure { message: format!("the lab's instances did not all start (lab {})", lab.id) });
     }
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct Result_ {
-    id: String,
-    title: String,
-    passed: bool,
-    hint: Option<String>,
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
 }
 
-pub fn check(wanted: &str, name: Option<&str>, json: bool, lang: Option<&str>) -> Result<ExitCode, Failure> {
-    let lang = Lang::choose(lang);
-    let lab = lab::find(&labs(), wanted)?;
-    let student = lab::student(name);
-    let instance = lab::instance_name(&lab, &student);
+pub fn check(wanted: &str, name: Option<&str>, names_from: Option<&Path>, format: Format, common: &Common) -> Result<ExitCode, Failure> {
+    let lang = common.lang();
+    let catalog = Catalog::load(lang);
+    let lab = common.find(wanted)?;
+    let students = students(name, names_from)?;
     let state = crate::state::home();
-    if !crate::instance::Instance::named(&state, &instance)?.exists() {
-        return Err(Failure {
-            message: format!("{student} has not started lab {}\n  fix: sandbox lab start {} --name {student}", lab.id, lab.id),
-        });
+    for student in &students {
+        let instance = lab::instance_name(&lab, student);
+        if !crate::instance::Instance::named(&state, &instance)?.exists() {
+            let values = [("lab", lab.id.as_str()), ("student", student.as_str())];
+            return Err(Failure {
+                message: format!("{}\n  fix: {}", catalog.lab("not_started", &values), catalog.lab("not_started_fix", &values)),
+            });
+        }
     }
-    ensure_running(&lab, &instance)?;
-    let values = student_values(&lab, &student)?;
-    let mut results = Vec::new();
-    for check in &lab.spec.checks {
-        let passed = run_check(check, &instance, &values)?;
-        results.push(Result_ {
-            id: check.id.clone(),
-            title: check.title.get(lang).to_string(),
-            passed,
-            hint: (!passed).then(|| check.hint.get(lang).to_string()),
-        });
+    ensure_running(&lab, &students, &state)?;
+    let mut reports = Vec::new();
+    for student in &students {
+        // An instance reset since `lab start` gets the lab's files back first.
+        let dir = crate::instance::Instance::named(&state, &lab::instance_name(&lab, student))?.dir;
+        if lab::check::lab_of(&dir).is_none() {
+            lab::check::place_files(&lab, student, &state)?;
+        }
+        reports.push(lab::grade(&lab, student, &state)?);
     }
-    let all = results.iter().all(|r| r.passed);
     let mut out = stream(Stream::Stdout);
-    if json {
-        let value = serde_json::json!({"lab": lab.id, "student": student, "passed": all, "checks": results});
-        writeln!(out, "{value}")?;
-    } else {
-        for r in &results {
-            if r.passed {
-                paint(&mut out, Color::Green, true, "  pass ")?;
-            } else {
-                paint(&mut out, Color::Red, true, "  FAIL ")?;
-            }
-            writeln!(out, "{}", r.title)?;
-            if let Some(hint) = &r.hint {
-                writeln!(out, "       hint: {hint}")?;
+    match format {
+        Format::Json => {
+            for report in &reports {
+                writeln!(out, "{}", json(report, lang))?;
             }
         }
-        let passed = results.iter().filter(|r| r.passed).count();
-        writeln!(out, "{passed} passed, {} failed", results.len() - passed)?;
+        Format::Csv => csv(&mut out, &lab, &reports)?,
+        Format::Text if reports.len() == 1 => text(&mut out, &reports[0], &catalog, lang)?,
+        Format::Text => class(&mut out, &lab, &reports, &catalog)?,
     }
-    Ok(if all { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if reports.iter().all(|r| r.passed) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn matches(pattern: &str, values: &BTreeMap<String, String>, text: &str) -> bool {
-    regex::Regex::new(&fill(pattern, values)).is_ok_and(|re| re.is_match(text))
+fn json(report: &Report, lang: Lang) -> serde_json::Value {
+    let checks: Vec<serde_json::Value> = report
+        .checks
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "title": c.title.get(lang),
+                "passed": c.passed,
+                "hint": (!c.passed).then(|| c.hint.get(lang)),
+                "seen": c.seen,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "lab": report.lab,
+        "student": report.student,
+        "instance": report.instance,
+        "cgroup": report.cgroup,
+        "passed": report.passed,
+        "checks": checks,
+        "execs": report.execs,
+    })
 }
 
-fn run_check(check: &lab::CheckSpec, instance: &str, values: &BTreeMap<String, String>) -> Result<bool, Failure> {
-    if let Some(command) = &check.command {
-        let args: Vec<String> = command.iter().map(|a| fill(a, values)).collect();
-        let output = inside(instance, &args, b"")?;
-        let status_ok = output.status.code() == Some(check.expect_status.unwrap_or(0));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        return Ok(status_ok && check.expect_output.as_ref().is_none_or(|p| matches(p, values, &stdout)));
+fn text(out: &mut termcolor::StandardStream, report: &Report, catalog: &Catalog, lang: Lang) -> std::io::Result<()> {
+    let pass = catalog.lab("pass", &[]);
+    let fail = catalog.lab("fail", &[]);
+    let width = pass.width().max(fail.width()) + 1;
+    for check in &report.checks {
+        if check.passed {
+            paint(out, Color::Green, true, &format!("  {}", pad(&pass, width)))?;
+        } else {
+            paint(out, Color::Red, true, &format!("  {}", pad(&fail, width)))?;
+        }
+        writeln!(out, "{}", check.title.get(lang))?;
+        if !check.passed {
+            let indent = " ".repeat(width + 2);
+            writeln!(out, "{indent}{}: {}", catalog.lab("seen", &[]), check.seen)?;
+            writeln!(out, "{indent}{}: {}", catalog.lab("hint", &[]), check.hint.get(lang))?;
+        }
     }
-    let (path, pattern) = match (&check.file, &check.history) {
-        (Some(file), _) => (fill(file, values), check.expect_content.clone()),
-        (None, Some(history)) => ("/home/student/.bash_history".to_string(), Some(format!("(?m){history}"))),
-        (None, None) => return Ok(false),
-    };
-    let output = inside(instance, &["/bin/cat".to_string(), path], b"")?;
-    if !output.status.success() {
-        return Ok(false);
+    if let Some(version) = &report.cgroup {
+        writeln!(out, "{}", catalog.lab("cgroup", &[("version", &format!("cgroup {version}"))]))?;
     }
-    let content = String::from_utf8_lossy(&output.stdout);
-    Ok(pattern.is_none_or(|p| matches(&p, values, &content)))
+    let passed = report.passed_count();
+    let summary = catalog.lab("summary", &[("passed", &passed.to_string()), ("failed", &(report.checks.len() - passed).to_string())]);
+    writeln!(out, "{summary}")
+}
+
+/// A class at a glance: one row per student, one column per check.
+fn class(out: &mut termcolor::StandardStream, lab: &Lab, reports: &[Report], catalog: &Catalog) -> std::io::Result<()> {
+    let name_width = reports.iter().map(|r| r.student.width()).chain([catalog.lab("class_header", &[]).width()]).max().unwrap_or(8) + 2;
+    write!(out, "{}", pad(&catalog.lab("class_header", &[]), name_width))?;
+    for (i, _) in lab.spec.checks.iter().enumerate() {
+        write!(out, "{:>3}", i + 1)?;
+    }
+    writeln!(out, "  {}", catalog.lab("pass", &[]))?;
+    for report in reports {
+        write!(out, "{}", pad(&report.student, name_width))?;
+        for check in &report.checks {
+            if check.passed {
+                paint(out, Color::Green, true, "  ✓")?;
+            } else {
+                paint(out, Color::Red, true, "  ✗")?;
+            }
+        }
+        writeln!(out, "  {}/{}", report.passed_count(), report.checks.len())?;
+    }
+    for (i, check) in lab.spec.checks.iter().enumerate() {
+        writeln!(out, "{:>3} {}", i + 1, check.id)?;
+    }
+    Ok(())
+}
+
+/// Grades as CSV: student, instance, passed, total, then 1/0 per check id.
+fn csv(out: &mut termcolor::StandardStream, lab: &Lab, reports: &[Report]) -> std::io::Result<()> {
+    let ids: Vec<&str> = lab.spec.checks.iter().map(|c| c.id.as_str()).collect();
+    writeln!(out, "student,instance,passed,total,{}", ids.join(","))?;
+    for report in reports {
+        let marks: Vec<&str> = report.checks.iter().map(|c| if c.passed { "1" } else { "0" }).collect();
+        // Names are checked (a-z, 0-9, `_`, `-`): nothing to quote.
+        writeln!(out, "{},{},{},{},{}", report.student, report.instance, report.passed_count(), report.checks.len(), marks.join(","))?;
+    }
+    Ok(())
+}
+
+/// The reset hook: an instance that `lab start` made gets its lab's files
+/// back after `sandbox reset` (it is started and they are placed, as `lab
+/// start` does), so the next `lab check` sees what the lab starts with.
+pub fn after_reset(name: &str) -> Result<Option<String>, Failure> {
+    let state = crate::state::home();
+    let dir = crate::instance::Instance::named(&state, name)?.dir;
+    let Some((lab_id, student, folder)) = lab::check::lab_of(&dir) else { return Ok(None) };
+    let _ = std::fs::remove_file(dir.join("lab.json"));
+    // The extra folder is checked again, as on every use.
+    let lab = lab::find(folder.as_deref(), &lab_id)?;
+    ensure_running(&lab, std::slice::from_ref(&student), &state)?;
+    lab::check::place_files(&lab, &student, &state)?;
+    Ok(Some(Catalog::load(Lang::choose(None)).lab("placed_again", &[("instance", name)])))
 }

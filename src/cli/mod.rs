@@ -152,6 +152,12 @@ enum Command {
     },
     /// Labs: exercises with automatic checks.
     Lab {
+        /// A folder of extra labs (also SANDBOX_LABS); only its owner (root) may write it.
+        #[arg(long, global = true, value_name = "DIR")]
+        labs: Option<PathBuf>,
+        /// en or ko (default: from LANG).
+        #[arg(long, global = true)]
+        lang: Option<String>,
         #[command(subcommand)]
         command: LabCommand,
     },
@@ -175,32 +181,33 @@ enum Command {
 #[derive(Subcommand)]
 enum LabCommand {
     /// The labs, in order.
-    List {
-        #[arg(long)]
-        lang: Option<String>,
-    },
+    List,
     /// A lab's goal, instructions and checks.
-    Show {
-        lab: String,
-        #[arg(long)]
-        lang: Option<String>,
-    },
+    Show { lab: String },
     /// Start the student's instance of a lab (and place its files).
     Start {
         lab: String,
         /// The student (default: the user who ran sudo, or the user).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "names_from")]
         name: Option<String>,
+        /// A class: one student name a line.
+        #[arg(long, value_name = "FILE")]
+        names_from: Option<PathBuf>,
     },
     /// Run the lab's checks in the student's instance; exit 0 only when all pass.
     Check {
         lab: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "names_from")]
         name: Option<String>,
-        #[arg(long)]
+        /// A class: one student name a line (a table, or --json / --csv grades).
+        #[arg(long, value_name = "FILE")]
+        names_from: Option<PathBuf>,
+        /// One JSON object per student, a line each.
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Grades as CSV: student, instance, passed, total, then 1/0 per check.
         #[arg(long)]
-        lang: Option<String>,
+        csv: bool,
     },
 }
 
@@ -242,12 +249,24 @@ pub fn main() -> ExitCode {
         Command::Verify { profile, all } => verify::verify(profile.as_deref(), all),
         Command::Profiles => info::profiles(),
         Command::Gc => info::gc(),
-        Command::Lab { command } => match command {
-            LabCommand::List { lang } => lab::list(lang.as_deref()),
-            LabCommand::Show { lab: wanted, lang } => lab::show(&wanted, lang.as_deref()),
-            LabCommand::Start { lab: wanted, name } => lab::start(&wanted, name.as_deref()),
-            LabCommand::Check { lab: wanted, name, json, lang } => lab::check(&wanted, name.as_deref(), json, lang.as_deref()),
-        },
+        Command::Lab { labs, lang, command } => {
+            let common = lab::Common { labs, lang };
+            match command {
+                LabCommand::List => lab::list(&common),
+                LabCommand::Show { lab: wanted } => lab::show(&wanted, &common),
+                LabCommand::Start { lab: wanted, name, names_from } => lab::start(&wanted, name.as_deref(), names_from.as_deref(), &common),
+                LabCommand::Check { lab: wanted, name, names_from, json, csv } => {
+                    let format = if json {
+                        lab::Format::Json
+                    } else if csv {
+                        lab::Format::Csv
+                    } else {
+                        lab::Format::Text
+                    };
+                    lab::check(&wanted, name.as_deref(), names_from.as_deref(), format, &common)
+                }
+            }
+        }
         Command::Doctor { json } => info::doctor(json),
         Command::Export(args) => export::export(args),
         Command::Import(args) => export::import(args),

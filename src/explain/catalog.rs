@@ -17,6 +17,8 @@ pub struct Catalog {
     pub steps: BTreeMap<String, StepText>,
     pub labels: BTreeMap<String, String>,
     pub text: BTreeMap<String, String>,
+    /// The words of `sandbox lab` (list, show, start, check).
+    pub lab: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,10 +68,19 @@ impl Catalog {
     pub fn text<'a>(&'a self, key: &'a str) -> &'a str {
         self.text.get(key).map(String::as_str).unwrap_or(key)
     }
+
+    /// A `[lab]` text with its `{placeholders}` filled.
+    pub fn lab(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let mut text = self.lab.get(key).cloned().unwrap_or_else(|| key.to_string());
+        for (name, value) in values {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::{self, IdMapping, Input};
     use crate::profile::{self, Mode, NetworkMode};
@@ -77,7 +88,16 @@ mod tests {
 
     /// Every step id any plan can contain, from plans built for every shape.
     fn all_step_ids() -> Vec<&'static str> {
-        let mut ids = Vec::new();
+        let mut ids: Vec<&'static str> = all_plans().iter().flat_map(|p| p.ids()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Plans of every shape: both modes, both network kinds, with limits, a
+    /// mount, a student's instance, and `exec` into one.
+    pub(crate) fn all_plans() -> Vec<plan::Plan> {
+        let mut plans = Vec::new();
         let mut profile = profile::load("shell", Path::new("/")).unwrap();
         profile.mounts.push(crate::profile::MountSpec {
             source: "/tmp".into(),
@@ -98,7 +118,7 @@ mod tests {
                     idmapped: true,
                     cgroup: plan::CgroupPlan {
                         dirs: vec!["/c".into()],
-                        writes: ["memory.max", "pids.max", "cpu.max"]
+                        writes: ["memory.max", "memory.memsw.limit_in_bytes", "pids.max", "cpu.max"]
                             .iter()
                             .map(|f| plan::CgroupWrite { file: PathBuf::from("/c").join(f), value: "1".into() })
                             .collect(),
@@ -109,16 +129,14 @@ mod tests {
                     layer: None,
                     throwaway: true,
                 };
-                ids.extend(plan::build(&input).ids());
+                plans.push(plan::build(&input));
                 // A student's instance, and `exec` into one.
                 let layer = plan::Layer { upper: "/u".into(), work: "/w".into(), merged: "/m".into() };
-                ids.extend(plan::build(&Input { layer: Some(layer), ..input.clone() }).ids());
-                ids.extend(plan::join(&input, 42).ids());
+                plans.push(plan::build(&Input { layer: Some(layer), ..input.clone() }));
+                plans.push(plan::join(&input, 42));
             }
         }
-        ids.sort();
-        ids.dedup();
-        ids
+        plans
     }
 
     #[test]
@@ -135,6 +153,7 @@ mod tests {
             let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
             assert_eq!(keys(&catalog.labels), keys(&english.labels), "{lang:?} labels");
             assert_eq!(keys(&catalog.text), keys(&english.text), "{lang:?} texts");
+            assert_eq!(keys(&catalog.lab), keys(&english.lab), "{lang:?} lab texts");
         }
     }
 
@@ -144,6 +163,10 @@ mod tests {
         let hangul = |s: &str| s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c));
         for (id, text) in &ko.steps {
             assert!(hangul(&text.concept), "step {id} is not in Korean");
+        }
+        // Every word `lab list/show/check --lang ko` prints, but the commands.
+        for (key, text) in &ko.lab {
+            assert!(hangul(text) || text.starts_with("sandbox "), "lab text {key} is not in Korean: {text}");
         }
     }
 

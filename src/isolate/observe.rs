@@ -9,12 +9,21 @@ use crate::plan::Action;
 pub enum Before {
     Nothing,
     Mounts(usize),
+    /// `mount --make-rprivate /` changes no mount count, only propagation.
+    SharedMounts(usize),
     Capabilities(String),
     Hostname(String),
 }
 
 fn mount_count() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo").map(|t| t.lines().count()).unwrap_or(0)
+}
+
+/// Mounts with a `shared:N` tag (before the " - " separator of mountinfo).
+fn shared_mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| t.lines().filter(|l| l.split(" - ").next().is_some_and(|f| f.contains(" shared:"))).count())
+        .unwrap_or(0)
 }
 
 fn status_field(name: &str) -> String {
@@ -30,8 +39,8 @@ fn hostname() -> String {
 
 pub fn before(action: &Action) -> Before {
     match action {
-        Action::MakeMountsPrivate
-        | Action::BindRootfs { .. }
+        Action::MakeMountsPrivate => Before::SharedMounts(shared_mount_count()),
+        Action::BindRootfs { .. }
         | Action::MountProc { .. }
         | Action::MountDev { .. }
         | Action::MountDevpts { .. }
@@ -51,6 +60,10 @@ pub fn after(action: &Action, before: Before, observed: &mut BTreeMap<String, St
         Before::Mounts(n) => {
             observed.insert("mounts_before".into(), n.to_string());
             observed.insert("mounts_after".into(), mount_count().to_string());
+        }
+        Before::SharedMounts(n) => {
+            observed.insert("shared_before".into(), n.to_string());
+            observed.insert("shared_after".into(), shared_mount_count().to_string());
         }
         Before::Capabilities(caps) => {
             observed.insert("capabilities_before".into(), caps);

@@ -3,12 +3,15 @@
 //! errors that name the file, line and column.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
+use super::evidence::{Counter, LayerState};
+use super::source::Origin;
+
 /// A text every student sees, in both languages.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Text {
     pub en: String,
@@ -27,9 +30,20 @@ impl Text {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum ValueSpec {
-    Hex { length: usize },
-    Number { min: u64, max: u64 },
-    Word { length: usize },
+    Hex {
+        length: usize,
+    },
+    Number {
+        min: u64,
+        max: u64,
+    },
+    Word {
+        length: usize,
+    },
+    /// One of the options (e.g. signal numbers that end a process without a core dump).
+    Choice {
+        options: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -59,6 +73,49 @@ pub struct CheckSpec {
     pub expect_content: Option<String>,
     #[serde(default)]
     pub history: Option<String>,
+    /// A counter of the instance's cgroup (see [`Counter`]), with `at_least`/`at_most`.
+    #[serde(default)]
+    pub cgroup: Option<Counter>,
+    /// For `file`: the first number in the file; for `cgroup`: the counter.
+    #[serde(default)]
+    pub at_least: Option<f64>,
+    #[serde(default)]
+    pub at_most: Option<f64>,
+    /// What the instance's writable layer did to `path`: added, changed or deleted.
+    #[serde(default)]
+    pub layer: Option<LayerState>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A live process of the instance whose argv (joined by spaces) matches.
+    #[serde(default)]
+    pub process: Option<String>,
+    /// For `process`: `init` (its parent is the instance's PID 1) or a regex
+    /// the parent's argv must match.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// For `process`: the state letter ps shows (`Z` for a zombie).
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+impl CheckSpec {
+    /// How the check looks, by the one key that says so.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        for (set, name) in [
+            (self.command.is_some(), "command"),
+            (self.file.is_some(), "file"),
+            (self.history.is_some(), "history"),
+            (self.cgroup.is_some(), "cgroup"),
+            (self.layer.is_some(), "layer"),
+            (self.process.is_some(), "process"),
+        ] {
+            if set {
+                kinds.push(name);
+            }
+        }
+        kinds
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -77,12 +134,12 @@ pub struct LabFile {
     pub checks: Vec<CheckSpec>,
 }
 
-/// A lab on disk.
+/// A lab: built in, or from a checked folder.
 #[derive(Clone, Debug)]
 pub struct Lab {
     /// The folder name, e.g. `01-chroot-by-hand`.
     pub id: String,
-    pub dir: PathBuf,
+    pub origin: Origin,
     pub spec: LabFile,
 }
 
@@ -104,15 +161,20 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Lab {
+    /// A lab folder on disk (already checked by [`super::source::trusted_folder`]).
     pub fn load(dir: &Path) -> Result<Lab, LabError> {
-        let path = dir.join("lab.toml");
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|e| LabError {
+        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Lab::from_origin(id, Origin::Folder(dir.to_path_buf()))
+    }
+
+    pub fn from_origin(id: String, origin: Origin) -> Result<Lab, LabError> {
+        let file = origin.describe("lab.toml");
+        let text = origin.read("lab.toml").and_then(|b| String::from_utf8(b).map_err(std::io::Error::other)).map_err(|e| LabError {
             file: file.clone(),
             line: 0,
             column: 0,
             cause: e.to_string(),
-            fix: "every lab folder needs a lab.toml".into(),
+            fix: "every lab folder needs a lab.toml in UTF-8".into(),
         })?;
         let spec: LabFile = toml::from_str(&text).map_err(|e| {
             let (line, column) = e.span().map(|s| position(&text, s.start)).unwrap_or((1, 1));
@@ -124,8 +186,7 @@ impl Lab {
                 fix: "see labs/README.md for the lab.toml format".into(),
             }
         })?;
-        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let lab = Lab { id, dir: dir.to_path_buf(), spec };
+        let lab = Lab { id, origin, spec };
         lab.validate(&text, &file)?;
         Ok(lab)
     }
@@ -138,15 +199,39 @@ impl Lab {
             LabError { file: file.to_string(), line, column, cause, fix: fix.to_string() }
         };
         for check in &self.spec.checks {
-            let kinds = [check.command.is_some(), check.file.is_some(), check.history.is_some()].iter().filter(|k| **k).count();
-            if kinds != 1 {
+            let here = format!("id = \"{}\"", check.id);
+            let kinds = check.kinds();
+            if kinds.len() != 1 {
                 return Err(at(
-                    &format!("id = \"{}\"", check.id),
-                    format!("check `{}` must have exactly one of `command`, `file`, `history`", check.id),
+                    &here,
+                    format!("check `{}` must have exactly one of `command`, `file`, `history`, `cgroup`, `layer`, `process`", check.id),
                     "keep one way to look",
                 ));
             }
-            for pattern in [&check.expect_output, &check.expect_content, &check.history].into_iter().flatten() {
+            let kind = kinds[0];
+            let misplaced = [
+                ("expect_status", check.expect_status.is_some(), kind == "command"),
+                ("expect_output", check.expect_output.is_some(), kind == "command"),
+                ("expect_content", check.expect_content.is_some(), kind == "file"),
+                ("at_least", check.at_least.is_some(), kind == "file" || kind == "cgroup"),
+                ("at_most", check.at_most.is_some(), kind == "file" || kind == "cgroup"),
+                ("path", check.path.is_some(), kind == "layer"),
+                ("parent", check.parent.is_some(), kind == "process"),
+                ("state", check.state.is_some(), kind == "process"),
+            ];
+            if let Some((key, _, _)) = misplaced.iter().find(|(_, set, fits)| *set && !fits) {
+                return Err(at(&here, format!("check `{}`: `{key}` does not go with `{kind}`", check.id), "see labs/README.md"));
+            }
+            if kind == "layer" && check.path.is_none() {
+                return Err(at(&here, format!("check `{}`: `layer` needs a `path`", check.id), "add path = \"/home/student/...\""));
+            }
+            if kind == "cgroup" && check.at_least.is_none() && check.at_most.is_none() {
+                return Err(at(&here, format!("check `{}`: `cgroup` needs `at_least` or `at_most`", check.id), "add at_least = 1"));
+            }
+            let parent_regex = check.parent.as_ref().filter(|p| p.as_str() != "init");
+            for pattern in
+                [&check.expect_output, &check.expect_content, &check.history, &check.process].into_iter().flatten().chain(parent_regex)
+            {
                 let filled = fill(pattern, &self.placeholder_values());
                 if let Err(e) = regex::Regex::new(&filled) {
                     return Err(at(
@@ -163,6 +248,11 @@ impl Lab {
             {
                 return Err(at(name, format!("value `{name}`: min {min} is above max {max}"), "swap them"));
             }
+            if let ValueSpec::Choice { options } = spec
+                && options.is_empty()
+            {
+                return Err(at(name, format!("value `{name}`: a choice needs options"), "list at least one"));
+            }
         }
         Ok(())
     }
@@ -171,15 +261,33 @@ impl Lab {
     fn placeholder_values(&self) -> BTreeMap<String, String> {
         let mut values: BTreeMap<String, String> = self.spec.values.keys().map(|k| (k.clone(), "0".into())).collect();
         values.insert("student".into(), "student".into());
+        for fact in super::evidence::FACTS {
+            values.insert(fact.to_string(), "0".into());
+        }
         values
     }
 
-    pub fn profile_spec(&self) -> String {
-        if self.spec.profile.ends_with(".toml") || self.spec.profile.contains('/') {
-            self.dir.join(&self.spec.profile).display().to_string()
-        } else {
-            self.spec.profile.clone()
+    /// The profile as `start` takes it: a ready profile's name, or the path of
+    /// the lab's profile file (for a built-in lab, in its copy under the state
+    /// directory; see [`super::extract`]).
+    pub fn profile_spec(&self, state: &Path) -> std::io::Result<String> {
+        if !(self.spec.profile.ends_with(".toml") || self.spec.profile.contains('/')) {
+            return Ok(self.spec.profile.clone());
         }
+        let dir = match &self.origin {
+            Origin::Folder(dir) => dir.clone(),
+            Origin::Embedded(_) => super::extract(self, state)?,
+        };
+        Ok(dir.join(&self.spec.profile).display().to_string())
+    }
+
+    /// The student's instructions in a language.
+    pub fn readme(&self, lang: crate::explain::Lang) -> String {
+        let code = match lang {
+            crate::explain::Lang::En => "en",
+            crate::explain::Lang::Ko => "ko",
+        };
+        self.origin.read(&format!("README.{code}.md")).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 
     pub fn number(&self) -> &str {

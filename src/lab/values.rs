@@ -55,6 +55,10 @@ pub fn derive(secret: &[u8], lab: &str, student: &str, specs: &BTreeMap<String, 
                 let n = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
                 (min + n % (max - min + 1)).to_string()
             }
+            ValueSpec::Choice { options } => {
+                let n = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                options.get((n % options.len().max(1) as u64) as usize).cloned().unwrap_or_default()
+            }
             ValueSpec::Word { length } => {
                 const CONSONANTS: &[u8] = b"bdfgklmnprstvz";
                 const VOWELS: &[u8] = b"aeiou";

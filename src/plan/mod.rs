@@ -591,7 +591,9 @@ fn ns_step(namespace: Namespace) -> Step {
 /// Each limit is its own step, named by what it limits.
 fn limit_step_id(file: &Path) -> &'static str {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if name.starts_with("memory") {
+    if name.starts_with("memory.memsw") || name.starts_with("memory.swap") {
+        "cgroup-swap-limit"
+    } else if name.starts_with("memory") {
         "cgroup-memory-limit"
     } else if name.starts_with("pids") {
         "cgroup-pids-limit"

@@ -6,6 +6,8 @@
 set -u
 cd /home/student
 secs=$(sed -n 's/^sleep-seconds: *//p' lab-info.txt)
+zsecs=$(sed -n 's/^zombie-parent-seconds: *//p' lab-info.txt)
+sig=$(sed -n 's/^signal: *//p' lab-info.txt)
 mkdir -p answers
 
 # Who is PID 1?
@@ -32,11 +34,18 @@ ps -o stat= --ppid "$parent" | head -1 | cut -c1 > answers/zombie-state
 kill "$parent"     # its child is reparented to PID 1, which reaps it
 wait "$parent" 2>/dev/null
 
-# A death by SIGTERM (signal 15): the shell reports 128 + 15.
+# The zombie the check looks for: the child of a `sleep ZSECS` that never waits.
+(sleep 1 & exec sleep "$zsecs") </dev/null >/dev/null 2>&1 &
+for _ in $(seq 100); do
+    ps -eo stat=,args= | grep -q '^Z' && break
+    sleep 0.1
+done
+
+# A death by signal N: the shell reports 128 + N.
 sleep 300 </dev/null >/dev/null 2>&1 &
-kill $!
+kill -s "$sig" $!
 wait $!
-echo $? > answers/sigterm-status
+echo $? > answers/signal-status
 
 # When PID 1 exits, the kernel kills every other process of the namespace.
 echo b > answers/pid1-exit
@@ -45,7 +54,8 @@ cat >> .bash_history <<HIST
 ps -eo pid,ppid,comm
 sleep $secs &
 exit
+(sleep 1 & exec sleep $zsecs) &
 sleep 300 &
-kill %1
+kill -s $sig %1
 wait %1; echo \$?
 HIST

@@ -1,0 +1,11 @@
+#!/bin/bash
+# Cheat: a zombie, but under a parent that is not the student's own
+# `sleep ZOMBIE-PARENT-SECONDS` (the values are per student), and the answers.
+cd /home/student
+sig=$(sed -n 's/^signal: *//p' lab-info.txt)
+mkdir -p answers
+echo 1 > answers/init-pid; echo Z > answers/zombie-state; echo b > answers/pid1-exit
+echo $((128 + sig)) > answers/signal-status
+echo "kill -s $sig %1" >> .bash_history
+(sleep 1 & exec sleep 8999) </dev/null >/dev/null 2>&1 &
+sleep 2
