@@ -44,14 +44,14 @@ fn absolute_spec(spec: &str) -> String {
 
 /// `sandbox run PROFILE --name NAME`: enter the instance, creating it on first use.
 /// In the background (`start`), PID 1 waits with no command until stopped.
-pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool) -> Result<ExitCode, Failure> {
+pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool, overrides: &super::overrides::Overrides) -> Result<ExitCode, Failure> {
     let state = state();
     let instance = Instance::named(&state, name)?;
     let lock = instance.lock()?;
     if instance.running().is_some() {
         return Err(instance::InstanceError::Running(name.into()).into());
     }
-    let profile = super::build::load(spec)?;
+    let profile = super::overrides::load(spec, overrides)?;
     let rootfs = super::run::rootfs_for(&profile)?;
     let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
     let mut record = if instance.exists() {

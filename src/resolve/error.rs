@@ -20,6 +20,10 @@ pub enum ResolveError {
 
     #[error("{}{}: {error}\n  fix: check that the path exists on this host and is readable", .origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), .path.display())]
     Io { origin: Option<Origin>, path: PathBuf, error: std::io::Error },
+
+    /// The imported image a profile builds on is not in the store (the message says why and the fix).
+    #[error("{0}")]
+    Image(String),
 }
 
 impl ResolveError {
