@@ -48,9 +48,7 @@ pub fn labs() -> ArgValueCandidates {
 /// `sandbox completions SHELL`: the registration script for that shell.
 pub fn registration(shell: &str) -> Result<ExitCode, Failure> {
     let shells = clap_complete::env::Shells::builtins();
-    let completer = shells
-        .completer(shell)
-        .ok_or_else(|| Failure { message: format!("no completion for the shell `{shell}`") })?;
+    let completer = shells.completer(shell).ok_or_else(|| Failure { message: format!("no completion for the shell `{shell}`") })?;
     // The script calls the binary by the name the shell completes: `sandbox`, on PATH.
     let mut out = Vec::new();
     completer.write_registration("COMPLETE", "sandbox", "sandbox", "sandbox", &mut out)?;

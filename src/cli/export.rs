@@ -71,7 +71,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
         return Err(Failure { message: "--tar - and --k8s/--json would both write to stdout\n  fix: give --tar a file name".into() });
     }
     if to_stdout && std::io::stdout().is_terminal() {
-        return Err(Failure { message: "--tar - would write an archive to the terminal\n  fix: pipe it, e.g. `| podman load`, or give a file name".into() });
+        return Err(Failure {
+            message: "--tar - would write an archive to the terminal\n  fix: pipe it, e.g. `| podman load`, or give a file name".into(),
+        });
     }
     // What can be checked without building is checked first: a typo should not cost a build.
     let students = args.students.as_deref().map(k8s::read_students).transpose()?;
@@ -96,13 +98,21 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
         let staging = export::staging_beside(dir)?;
         let written = image::write_layout(staging.path(), &levels, epoch, annotations, &progress)?;
         export::publish_dir(staging.path(), dir)?;
-        lines.push(format!("oci:    {}  (manifest {}, {} layers, SBOM {})", dir.display(), written.manifest.digest, written.layers.len(), written.sbom.digest));
+        lines.push(format!(
+            "oci:    {}  (manifest {}, {} layers, SBOM {})",
+            dir.display(),
+            written.manifest.digest,
+            written.layers.len(),
+            written.sbom.digest
+        ));
         lines.push(format!("        skopeo inspect oci:{}:latest", dir.display()));
-        report["oci"] = json!({ "dir": dir, "manifest": written.manifest.digest, "layers": written.layers.len(), "sbom": written.sbom.digest });
+        report["oci"] =
+            json!({ "dir": dir, "manifest": written.manifest.digest, "layers": written.layers.len(), "sbom": written.sbom.digest });
     }
     if let Some(file) = &args.tar {
         if to_stdout {
-            let (_, references) = export::archive::write_archive_to(&mut std::io::stdout().lock(), &state.join("store/tmp"), &levels, epoch, &progress)?;
+            let (_, references) =
+                export::archive::write_archive_to(&mut std::io::stdout().lock(), &state.join("store/tmp"), &levels, epoch, &progress)?;
             lines.push(format!("tar:    stdout  (loads as {})", references.join(" and ")));
         } else {
             let (_, references) = export::archive::write_archive(file, &levels, epoch, &progress)?;

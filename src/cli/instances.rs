@@ -44,7 +44,13 @@ fn absolute_spec(spec: &str) -> String {
 
 /// `sandbox run PROFILE --name NAME`: enter the instance, creating it on first use.
 /// In the background (`start`), PID 1 waits with no command until stopped.
-pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool, overrides: &super::overrides::Overrides) -> Result<ExitCode, Failure> {
+pub fn run_named(
+    spec: &str,
+    name: &str,
+    command: Vec<String>,
+    background: bool,
+    overrides: &super::overrides::Overrides,
+) -> Result<ExitCode, Failure> {
     let state = state();
     let instance = Instance::named(&state, name)?;
     let lock = instance.lock()?;
@@ -133,7 +139,12 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
     for name in &names {
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
         let mut command = std::process::Command::new(std::env::current_exe()?);
-        command.args(["run", &spec, "--name", name, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        command
+            .args(["run", &spec, "--name", name])
+            .env(super::BACKGROUND_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe.

@@ -212,9 +212,6 @@ struct RunArgs {
     overrides: Overrides,
     #[command(flatten)]
     terminal: TerminalFlags,
-    /// (used by `start`) keep the instance running without a command.
-    #[arg(long, hide = true, requires = "name")]
-    background: bool,
     /// The command to run instead of the profile's; everything after PROFILE is the command, as in `docker run`.
     #[arg(value_name = "CMD", allow_hyphen_values = true)]
     command: Vec<String>,
@@ -387,10 +384,33 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     }
 }
 
+/// Set by `start` for the `run --name` it starts per instance: keep the
+/// instance running without a command. An environment variable, not a flag,
+/// so completion never offers it.
+pub const BACKGROUND_ENV: &str = "SANDBOX_BACKGROUND";
+
 fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
-    let RunArgs { profile, mode, name, rm, overrides, terminal: _, background, command, after_dashes } = args;
+    let RunArgs { profile, mode, name, rm, overrides, terminal: _, command, after_dashes } = args;
     let profile = profile.unwrap_or_else(|| "shell".into());
     let command = joined_command(command, after_dashes);
+    if !profile.contains('/') && !profile.ends_with(".toml") && crate::profile::ready().iter().all(|p| p.name != profile) {
+        let name = profile.strip_prefix(crate::export::imported::PREFIX).unwrap_or(&profile);
+        if crate::export::imported::ImageRecord::find(&crate::state::home(), name)?.is_none() {
+            return Err(Failure {
+                message: format!(
+                    "no ready profile or imported image is named `{}`\n  fix: the profile comes first, as the image does in `docker run`: `sandbox run shell {}` runs it in the shell profile (ready profiles: {})",
+                    profile.escape_debug(),
+                    std::iter::once(profile.as_str())
+                        .chain(command.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .escape_debug(),
+                    crate::profile::ready().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    let background = std::env::var_os(BACKGROUND_ENV).is_some_and(|v| v == "1");
     match name {
         Some(name) => {
             let status = instances::run_named(&profile, &name, command, background, &overrides);

@@ -82,7 +82,8 @@ pub fn stream(which: Stream) -> StandardStream {
         _ => ColorChoice::Auto,
     };
     // termcolor's own Auto would look at NO_COLOR and TERM again: decide here, once.
-    let choice = if colors_on(flag, tty, &|name| std::env::var(name).ok()) { termcolor::ColorChoice::Always } else { termcolor::ColorChoice::Never };
+    let choice =
+        if colors_on(flag, tty, &|name| std::env::var(name).ok()) { termcolor::ColorChoice::Always } else { termcolor::ColorChoice::Never };
     match which {
         Stream::Stdout => StandardStream::stdout(choice),
         Stream::Stderr => StandardStream::stderr(choice),

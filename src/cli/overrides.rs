@@ -146,7 +146,9 @@ fn user_for(spec: &str, profile_user: &User) -> Result<User, OverrideError> {
         None => (spec, None),
     };
     let gid = group
-        .map(|g| g.parse::<u32>().map_err(|_| bad("-u", spec, format!("`{g}` is not a numeric group id"), "write -u UID:GID, e.g. 1000:1000")))
+        .map(|g| {
+            g.parse::<u32>().map_err(|_| bad("-u", spec, format!("`{g}` is not a numeric group id"), "write -u UID:GID, e.g. 1000:1000"))
+        })
         .transpose()?;
     let uid = match who.parse::<u32>() {
         Ok(uid) => uid,

@@ -37,7 +37,22 @@ fn run_takes_the_command_after_the_profile_as_docker_does() {
 #[test]
 fn run_accepts_the_flags_people_type() {
     let run = run_args(&[
-        "run", "-it", "--rm", "-e", "A=1", "--env", "B=2", "-v", "/srv/data:/data:ro", "-w", "/data", "-u", "root", "--name", "alice", "shell",
+        "run",
+        "-it",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env",
+        "B=2",
+        "-v",
+        "/srv/data:/data:ro",
+        "-w",
+        "/data",
+        "-u",
+        "root",
+        "--name",
+        "alice",
+        "shell",
         "sh",
     ]);
     assert!(run.terminal.interactive && run.terminal.tty && run.rm);
@@ -51,10 +66,9 @@ fn run_accepts_the_flags_people_type() {
     let run = run_args(&["run", "shell", "--mode", "chroot", "-e", "X=1", "id"]);
     assert!(matches!(run.mode, Some(ModeArg::Chroot)));
     assert_eq!((run.overrides.env.as_slice(), run.command.as_slice()), (&["X=1".to_string()][..], &["id".to_string()][..]));
-    // What `start` runs for each instance.
-    let run = run_args(&["run", "/abs/lab.toml", "--name", "bob", "--background"]);
-    assert!(run.background && run.command.is_empty());
-    assert!(parse(&["run", "--background"]).is_err(), "--background needs --name");
+    // What `start` runs for each instance (with SANDBOX_BACKGROUND=1).
+    let run = run_args(&["run", "/abs/lab.toml", "--name", "bob"]);
+    assert!(run.command.is_empty() && run.name.as_deref() == Some("bob"));
 }
 
 #[test]
@@ -92,9 +106,8 @@ fn color_and_json_flags() {
 #[test]
 fn colors_follow_the_flag_then_no_color_then_clicolor_force() {
     use super::output::colors_on;
-    let env = |pairs: &'static [(&'static str, &'static str)]| {
-        move |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string())
-    };
+    let env =
+        |pairs: &'static [(&'static str, &'static str)]| move |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
     assert!(colors_on(ColorChoice::Auto, true, &env(&[])));
     assert!(!colors_on(ColorChoice::Auto, false, &env(&[])));
     assert!(!colors_on(ColorChoice::Auto, true, &env(&[("NO_COLOR", "1")])));
@@ -142,6 +155,7 @@ fn every_argument_has_help_and_hidden_ones_are_not_completed() {
     let flags = candidates(&["sandbox", "run", "--"]);
     assert!(flags.contains(&"--name".to_string()) && flags.contains(&"--env".to_string()), "{flags:?}");
     assert!(!flags.iter().any(|f| f == "--background"), "{flags:?}");
+    assert!(candidates(&["sandbox", "run", "--b"]).is_empty(), "no hidden flag, even as the only match");
     let profiles = candidates(&["sandbox", "run", "py"]);
     assert_eq!(profiles, ["python"], "the ready profiles, not files");
     let all = candidates(&["sandbox", "build", ""]);

@@ -31,8 +31,11 @@ pub fn why(path: &str, spec: &str, json: bool) -> Result<ExitCode, Failure> {
         });
     }
     if json {
-        let reasons: Vec<serde_json::Value> =
-            manifest.why(&located).into_iter().map(|entry| serde_json::json!({ "path": entry.path, "reason": entry.reason.to_string() })).collect();
+        let reasons: Vec<serde_json::Value> = manifest
+            .why(&located)
+            .into_iter()
+            .map(|entry| serde_json::json!({ "path": entry.path, "reason": entry.reason.to_string() }))
+            .collect();
         println!("{}", serde_json::json!({ "path": path, "located": located, "reasons": reasons }));
         return Ok(ExitCode::SUCCESS);
     }

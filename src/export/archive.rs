@@ -45,7 +45,12 @@ pub fn write_archive_to(
     Ok((image, references))
 }
 
-fn stage_archive(staging: &Path, levels: &[Level], epoch: u64, progress: &indicatif::ProgressBar) -> Result<(Image, Vec<String>, std::path::PathBuf)> {
+fn stage_archive(
+    staging: &Path,
+    levels: &[Level],
+    epoch: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Image, Vec<String>, std::path::PathBuf)> {
     let top = levels.last().ok_or_else(|| ExportError::Invalid("a profile has at least one level".into()))?;
     let reference = super::image_reference(&top.profile, &top.digest);
     // `podman run sandbox/NAME` and `docker run sandbox/NAME` look for :latest.

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::{Context, ExportError, Result};
 use crate::profile::{self, Profile};
-use crate::resolve::{self, Manifest};
 use crate::resolve::dpkg::Dpkg;
+use crate::resolve::{self, Manifest};
 use crate::rootfs::Store;
 use crate::rootfs::digest::{self, ContentHashes};
 use crate::rootfs::lock::Lock;

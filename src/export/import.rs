@@ -70,7 +70,10 @@ pub fn import(source: &Path, name: Option<&str>, options: Options, store: &Store
         apply_layer(&mut tree, layer, &label)?;
     }
     tree.note_capabilities();
-    let name = name.map(str::to_owned).or_else(|| title(&image.config).and_then(|t| imported::name_from_title(&t))).unwrap_or_else(|| "imported".into());
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| title(&image.config).and_then(|t| imported::name_from_title(&t)))
+        .unwrap_or_else(|| "imported".into());
     let manifest = Manifest { entries: tree.entries, notes: Vec::new() };
     let built = store
         .build(&name, &manifest, &tree.hashes, started, &indicatif::ProgressBar::hidden())

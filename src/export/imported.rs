@@ -52,8 +52,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// A name for an image from its title label: lower case, other characters as `-`.
 pub fn name_from_title(title: &str) -> Option<String> {
-    let mut name: String =
-        title.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect();
+    let mut name: String = title.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect();
     name = name.trim_matches('-').to_string();
     valid_name(&name).then_some(name)
 }
@@ -109,7 +108,10 @@ impl ImageRecord {
         let user = image_user(&self.user, &manifest)?;
         let mut doc = toml::Table::new();
         doc.insert("name".into(), self.name.clone().into());
-        doc.insert("description".into(), format!("the imported image {} (rootfs {})", self.name, crate::rootfs::digest::short(&self.digest)).into());
+        doc.insert(
+            "description".into(),
+            format!("the imported image {} (rootfs {})", self.name, crate::rootfs::digest::short(&self.digest)).into(),
+        );
         let mut user_table = toml::Table::new();
         user_table.insert("name".into(), user.name.into());
         user_table.insert("uid".into(), i64::from(user.uid).into());
@@ -196,7 +198,9 @@ fn image_user(spec: &str, manifest: &Manifest) -> Result<crate::profile::User> {
     .ok_or_else(|| ExportError::Invalid(format!("the image's user `{spec}` has no valid uid")))?;
     let gid: u32 = match group_spec {
         Some(g) if g.bytes().all(|b| b.is_ascii_digit()) => g.parse().ok(),
-        Some(g) => group.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == g).and_then(|f| f[2].parse().ok()),
+        Some(g) => {
+            group.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == g).and_then(|f| f[2].parse().ok())
+        }
         None => found.as_ref().and_then(|f| f[3].parse().ok()).or(Some(uid)),
     }
     .ok_or_else(|| ExportError::Invalid(format!("the image's group in `{spec}` is not in its /etc/group")))?;

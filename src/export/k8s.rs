@@ -369,6 +369,8 @@ fn pod_spec(class: &Class, image: &str, student: Option<&str>, claim: Option<&st
         "runAsUser": profile.user.uid,
         "runAsGroup": profile.user.gid,
         "seccompProfile": { "type": "RuntimeDefault" },
+        // ping over ICMP sockets, as in `sandbox run`: a safe, per-pod sysctl.
+        "sysctls": [{ "name": "net.ipv4.ping_group_range", "value": format!("0 {}", i32::MAX) }],
     });
     if profile.user.uid != 0 {
         security["runAsNonRoot"] = json!(true);
@@ -447,7 +449,10 @@ fn has_home_files(class: &Class) -> bool {
 /// Whether the image can copy its home onto the claim: /bin/sh and cp.
 fn can_seed_home(manifest: &Manifest) -> bool {
     let present = |path: &str| {
-        manifest.locate(path).and_then(|p| manifest.entries.get(&p)).is_some_and(|e| matches!(e.kind, Kind::File { .. } | Kind::Symlink { .. }))
+        manifest
+            .locate(path)
+            .and_then(|p| manifest.entries.get(&p))
+            .is_some_and(|e| matches!(e.kind, Kind::File { .. } | Kind::Symlink { .. }))
     };
     present("/bin/sh") && (present("/bin/cp") || present("/usr/bin/cp"))
 }
@@ -504,10 +509,9 @@ pub fn parse_size(text: &str) -> Result<u64> {
         _ => u32::MAX,
     };
     let value: Option<u64> = number.parse().ok().filter(|_| shift != u32::MAX);
-    value
-        .and_then(|v| v.checked_mul(1u64 << shift.min(40)))
-        .filter(|v| *v > 0)
-        .ok_or_else(|| ExportError::Invalid(format!("--home-size `{}` is not a size\n  fix: write e.g. 1Gi, 512Mi or 2G", text.escape_debug())))
+    value.and_then(|v| v.checked_mul(1u64 << shift.min(40))).filter(|v| *v > 0).ok_or_else(|| {
+        ExportError::Invalid(format!("--home-size `{}` is not a size\n  fix: write e.g. 1Gi, 512Mi or 2G", text.escape_debug()))
+    })
 }
 
 #[cfg(test)]

@@ -89,7 +89,8 @@ fn open_image(name: &str, origin: Option<&super::types::Origin>) -> Result<Optio
     };
     let state = crate::state::home();
     let Some(record) = crate::export::imported::ImageRecord::find(&state, name).map_err(fail)? else { return Ok(None) };
-    let store = crate::rootfs::Store::open(&state).map_err(|e| fail(crate::export::ExportError::Io { context: state.display().to_string(), source: e }))?;
+    let store = crate::rootfs::Store::open(&state)
+        .map_err(|e| fail(crate::export::ExportError::Io { context: state.display().to_string(), source: e }))?;
     let text = record.profile_toml(&store).map_err(fail)?;
     Ok(Some(ProfileText {
         display: format!("{IMAGE_PREFIX}{name}"),
