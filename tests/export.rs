@@ -598,6 +598,7 @@ fn crun_runs_the_bundle_with_its_limits() {
 
 #[test]
 fn podman_loads_and_runs_the_archive() {
+    // (tests/images.rs loads `export --tar -` from a pipe and runs `podman run sandbox/NAME`.)
     if !need_root("podman as root with a storage of its own") || !need_tool("podman") {
         return;
     }
@@ -698,4 +699,49 @@ fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     let output = run(sandbox().arg("export").arg(&lab).arg("--k8s").arg("--students").arg(&bad));
     assert_eq!(output.status.code(), Some(125));
     assert!(stderr(&output).contains("twice"), "{}", stderr(&output));
+}
+
+/// A bundle of `profile` (TOML), in a directory others may pass through: a
+/// root profile's root is an unprivileged host id, which must reach rootfs/.
+fn bundle_of(profile: &str, runtime: &str) -> (tempfile::TempDir, PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("profile.toml");
+    fs::write(&file, profile).unwrap();
+    let bundle = dir.path().join("bundle");
+    ok(sandbox().arg("export").arg(&file).arg("--bundle").arg(&bundle));
+    (dir, bundle, format!("sandbox-export-test-{runtime}-{}", std::process::id()))
+}
+
+#[test]
+fn a_root_profiles_bundle_runs_in_a_user_namespace_and_pings() {
+    if !need_root("runc with a user namespace") || !need_tool("runc") {
+        return;
+    }
+    let root_profile =
+        "name = \"ex-root\"\n[rootfs]\nbinaries = [\"sh\", \"cat\", \"id\", \"ping\", \"touch\"]\n[run]\ncommand = [\"/bin/sh\", \"-l\"]\n";
+    let (_dir, bundle, cgroup) = bundle_of(root_profile, "runc");
+    let config = json(&fs::read_to_string(bundle.join("config.json")).unwrap());
+    assert_eq!(config["process"]["terminal"], true, "an interactive shell gets a terminal");
+    assert!(config["process"]["env"].as_array().unwrap().iter().any(|e| e == "TERM=xterm"));
+    let owner = fs::metadata(bundle.join("rootfs/etc/passwd")).unwrap().uid();
+    assert_eq!(owner, config["linux"]["uidMappings"][0]["hostID"].as_u64().unwrap() as u32, "the tree is owned as mapped");
+    set_config(&bundle, |c| c["process"]["terminal"] = false.into());
+    let script = "id -u; cat /proc/self/uid_map; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok";
+    let (output, cleanup) = run_bundle("runc", &bundle, &cgroup, script);
+    let text = stdout(&output);
+    assert!(output.status.success(), "runc: {text}{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map[0], "0");
+    assert_ne!(map[1], "0", "is not root outside: {text}");
+    assert_eq!(lines[2], "ping-ok", "ping over an ICMP socket: {text}{}", stderr(&output));
+    drop(cleanup);
+
+    // The ready `net` profile's student pings too.
+    let (_dir, bundle, cgroup) = bundle_of("name = \"ex-net\"\nextends = \"net\"\n", "runc");
+    let (output, _cleanup) = run_bundle("runc", &bundle, &cgroup, "id -un; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok");
+    assert_eq!(stdout(&output), "student\nping-ok\n", "{}", stderr(&output));
 }

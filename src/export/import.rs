@@ -362,7 +362,7 @@ impl Tree {
     /// One note for the file capabilities of the image, whichever way they went.
     fn note_capabilities(&mut self) {
         // Only those still in the tree: a later layer may have replaced the file.
-        let present: Vec<String> = self
+        let present: std::collections::BTreeSet<String> = self
             .capabilities
             .iter()
             .filter(|p| self.entries.get(*p).is_some_and(|e| matches!(e.kind, Kind::File { .. })))
@@ -371,7 +371,7 @@ impl Tree {
         if present.is_empty() {
             return;
         }
-        let list = present.join(", ");
+        let list = present.into_iter().collect::<Vec<_>>().join(", ");
         self.notes.push(if self.keep_caps {
             format!("kept the file capabilities of {list} (--keep-caps): these programs gain privileges when run")
         } else {

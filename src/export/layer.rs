@@ -244,7 +244,9 @@ mod tests {
         ];
         let tree = tempfile::tempdir().unwrap();
         let (first, blob) = write_layer(&members(&entries), tree.path(), 0, Vec::new(), &indicatif::ProgressBar::hidden()).unwrap();
-        let (again, _) = write_layer(&members(&entries), tree.path(), 0, Vec::new(), &indicatif::ProgressBar::hidden()).unwrap();
+        let progress = indicatif::ProgressBar::hidden();
+        let (again, _) = write_layer(&members(&entries), tree.path(), 0, Vec::new(), &progress).unwrap();
+        assert_eq!(progress.position(), members(&entries).len() as u64, "the bar moves a step per member");
         assert_eq!(first, again);
         assert_eq!(blob.size, first.len() as u64);
         assert_eq!(&first[..4], &[0x1f, 0x8b, 8, 0], "gzip, no flags (no name)");

@@ -104,7 +104,14 @@ impl Store {
             let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(self.root.join("tmp"))?;
             let tree = tmp.path().join("rootfs");
             fs::create_dir(&tree)?;
-            materialize::materialize(&tree, manifest, hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)?;
+            materialize::materialize_with_progress(
+                &tree,
+                manifest,
+                hashes,
+                &Blobs::new(self.root.join("blobs")),
+                Content::HardLink,
+                progress,
+            )?;
             let record = Record { name: name.into(), digest: digest.clone(), hashes: hashes.clone(), manifest: manifest.clone() };
             let record_tmp = tmp.path().join("record.json");
             fs::write(&record_tmp, serde_json::to_vec(&record).map_err(io::Error::other)?)?;
