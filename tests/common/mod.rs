@@ -94,6 +94,13 @@ impl Podman {
             return None;
         }
         let podman = Podman { storage: tempfile::tempdir().unwrap() };
+        // podman's default ulimits are above what this machine allows (PEERS.md); `kube play` has no
+        // --ulimit, so they are set for every command here.
+        std::fs::write(
+            podman.storage.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
+        )
+        .unwrap();
         let info = podman.sh("info");
         if !info.status.success() {
             assert!(!in_ci(), "CI=true: podman does not run here: {}", stderr(&info));
@@ -106,7 +113,7 @@ impl Podman {
     /// The podman command line with this storage.
     pub fn command(&self) -> String {
         format!(
-            "podman --root {0}/root --runroot {0}/run --tmpdir {0}/tmp --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none",
+            "CONTAINERS_CONF={0}/containers.conf podman --root {0}/root --runroot {0}/run --tmpdir {0}/tmp --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none",
             self.storage.path().display()
         )
     }
@@ -129,7 +136,7 @@ impl Podman {
         } else {
             ""
         };
-        let script = format!("{hide}exec {} {args}", self.command());
+        let script = format!("{hide}exec env {} {args}", self.command());
         run(Command::new("timeout")
             .args(["300", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg(script)
