@@ -247,7 +247,8 @@ fn import_of_the_layout_and_of_the_archive_gives_the_build_digest() {
     for source in [out.join("oci"), out.join("lab.tar")] {
         // A fresh store: the tree is made from the image alone, not found already built.
         let home = tempfile::tempdir().unwrap();
-        let text = ok(sandbox().env("SANDBOX_HOME", home.path()).arg("import").arg(&source).args(["--name", "from-image"]));
+        // --keep-caps: ping's file capability is part of the build's digest.
+        let text = ok(sandbox().env("SANDBOX_HOME", home.path()).arg("import").arg(&source).args(["--name", "from-image", "--keep-caps"]));
         assert!(text.contains(&digest), "import of {} gives the build digest {digest}:\n{text}", source.display());
         let tree = home.path().join("store/rootfs").join(&digest);
         assert_eq!(fs::read_to_string(tree.join("etc/motd")).unwrap(), "Welcome\n");
@@ -269,6 +270,7 @@ fn import_of_the_layout_and_of_the_archive_gives_the_build_digest() {
     }
     let docker = json(&String::from_utf8(members["manifest.json"].clone()).unwrap());
     assert_eq!(docker[0]["RepoTags"][0], format!("sandbox/ex-lab:{}", &digest[..12]));
+    assert_eq!(docker[0]["RepoTags"][1], "sandbox/ex-lab:latest", "`podman run sandbox/ex-lab` finds it");
     assert!(members.contains_key(docker[0]["Config"].as_str().unwrap()));
     for layer in docker[0]["Layers"].as_array().unwrap() {
         assert!(members.contains_key(layer.as_str().unwrap()), "{layer} in the archive");
@@ -596,6 +598,7 @@ fn crun_runs_the_bundle_with_its_limits() {
 
 #[test]
 fn podman_loads_and_runs_the_archive() {
+    // (tests/images.rs loads `export --tar -` from a pipe and runs `podman run sandbox/NAME`.)
     if !need_root("podman as root with a storage of its own") || !need_tool("podman") {
         return;
     }
@@ -644,7 +647,7 @@ fn podman_loads_and_runs_the_archive() {
 #[test]
 fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     use k8s_openapi::api::apps::v1::StatefulSet;
-    use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, Service};
+    use k8s_openapi::api::core::v1::{Pod, PodSpec};
     use serde::Deserialize;
 
     let (dir, lab) = lab();
@@ -674,31 +677,71 @@ fn k8s_manifest_parses_as_kubernetes_objects_with_the_security_fields() {
     let yaml = ok(sandbox().arg("export").arg(&lab).arg("--k8s"));
     let documents: Vec<serde_norway::Value> =
         serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
-    assert_eq!(documents.len(), 1, "one Pod:\n{yaml}");
-    let pod: Pod = serde_norway::from_value(documents[0].clone()).unwrap();
+    assert_eq!(documents.len(), 3, "the home claim, the network policy, the Pod:\n{yaml}");
+    let pod: Pod = serde_norway::from_value(documents[2].clone()).unwrap();
     assert_eq!(pod.metadata.name.as_deref(), Some("ex-lab"));
     check_pod_spec(pod.spec.as_ref().unwrap());
 
+    // The Pod's home is a claim of its own (tests/cluster.rs tests the class).
+    let claim = &documents[0];
+    assert_eq!(claim["kind"], "PersistentVolumeClaim");
     let students = dir.path().join("students.txt");
-    fs::write(&students, "# class A\nalice\nbob\n\ncarol # late\n").unwrap();
+    fs::write(&students, "alice\nbob\n").unwrap();
     let yaml = ok(sandbox().arg("export").arg(&lab).arg("--k8s").arg("--students").arg(&students));
     let documents: Vec<serde_norway::Value> =
         serde_norway::Deserializer::from_str(&yaml).map(|d| serde_norway::Value::deserialize(d).unwrap()).collect();
-    let kind = |d: &serde_norway::Value| d["kind"].as_str().unwrap().to_string();
-    assert_eq!(documents.iter().map(kind).collect::<Vec<_>>(), ["ConfigMap", "Service", "StatefulSet"]);
-    let names: ConfigMap = serde_norway::from_value(documents[0].clone()).unwrap();
-    assert_eq!(names.data.unwrap()["students"], "alice\nbob\ncarol\n");
-    let service: Service = serde_norway::from_value(documents[1].clone()).unwrap();
-    assert_eq!(service.spec.unwrap().cluster_ip.as_deref(), Some("None"));
-    let set: StatefulSet = serde_norway::from_value(documents[2].clone()).unwrap();
-    let spec = set.spec.unwrap();
-    assert_eq!(spec.replicas, Some(3), "one pod per student");
-    assert_eq!(spec.service_name.as_deref(), Some("ex-lab"));
-    check_pod_spec(spec.template.spec.as_ref().unwrap());
+    let set: StatefulSet = serde_norway::from_value(documents[4].clone()).unwrap();
+    assert_eq!(set.metadata.name.as_deref(), Some("alice"));
+    check_pod_spec(set.spec.unwrap().template.spec.as_ref().unwrap());
 
     let bad = dir.path().join("twice.txt");
     fs::write(&bad, "alice\nalice\n").unwrap();
     let output = run(sandbox().arg("export").arg(&lab).arg("--k8s").arg("--students").arg(&bad));
     assert_eq!(output.status.code(), Some(125));
     assert!(stderr(&output).contains("twice"), "{}", stderr(&output));
+}
+
+/// A bundle of `profile` (TOML), in a directory others may pass through: a
+/// root profile's root is an unprivileged host id, which must reach rootfs/.
+fn bundle_of(profile: &str, runtime: &str) -> (tempfile::TempDir, PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("profile.toml");
+    fs::write(&file, profile).unwrap();
+    let bundle = dir.path().join("bundle");
+    ok(sandbox().arg("export").arg(&file).arg("--bundle").arg(&bundle));
+    (dir, bundle, format!("sandbox-export-test-{runtime}-{}", std::process::id()))
+}
+
+#[test]
+fn a_root_profiles_bundle_runs_in_a_user_namespace_and_pings() {
+    if !need_root("runc with a user namespace") || !need_tool("runc") {
+        return;
+    }
+    let root_profile =
+        "name = \"ex-root\"\n[rootfs]\nbinaries = [\"sh\", \"cat\", \"id\", \"ping\", \"touch\"]\n[run]\ncommand = [\"/bin/sh\", \"-l\"]\n";
+    let (_dir, bundle, cgroup) = bundle_of(root_profile, "runc");
+    let config = json(&fs::read_to_string(bundle.join("config.json")).unwrap());
+    assert_eq!(config["process"]["terminal"], true, "an interactive shell gets a terminal");
+    assert!(config["process"]["env"].as_array().unwrap().iter().any(|e| e == "TERM=xterm"));
+    let owner = fs::metadata(bundle.join("rootfs/etc/passwd")).unwrap().uid();
+    assert_eq!(owner, config["linux"]["uidMappings"][0]["hostID"].as_u64().unwrap() as u32, "the tree is owned as mapped");
+    set_config(&bundle, |c| c["process"]["terminal"] = false.into());
+    let script = "id -u; cat /proc/self/uid_map; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok";
+    let (output, cleanup) = run_bundle("runc", &bundle, &cgroup, script);
+    let text = stdout(&output);
+    assert!(output.status.success(), "runc: {text}{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map[0], "0");
+    assert_ne!(map[1], "0", "is not root outside: {text}");
+    assert_eq!(lines[2], "ping-ok", "ping over an ICMP socket: {text}{}", stderr(&output));
+    drop(cleanup);
+
+    // The ready `net` profile's student pings too.
+    let (_dir, bundle, cgroup) = bundle_of("name = \"ex-net\"\nextends = \"net\"\n", "runc");
+    let (output, _cleanup) = run_bundle("runc", &bundle, &cgroup, "id -un; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok");
+    assert_eq!(stdout(&output), "student\nping-ok\n", "{}", stderr(&output));
 }

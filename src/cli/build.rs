@@ -24,6 +24,7 @@ pub fn lock_path(profile: &Profile) -> PathBuf {
     match &profile.source {
         Source::File(path) => path.with_extension("lock"),
         Source::Embedded(name) => crate::state::home().join("store/locks").join(format!("{name}.lock")),
+        Source::Image(name) => crate::export::imported::images_dir(&crate::state::home()).join(format!("{name}.lock")),
     }
 }
 
@@ -150,9 +151,21 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn check(spec: &str) -> Result<ExitCode, Failure> {
+pub fn check(spec: &str, json: bool) -> Result<ExitCode, Failure> {
     let profile = load(spec)?;
     let (manifest, _) = resolve::resolve_profile(&profile)?;
+    if json {
+        let report = serde_json::json!({
+            "name": profile.name,
+            "layers": profile.layers,
+            "programs": profile.rootfs.binaries.len(),
+            "entries": manifest.entries.len(),
+            "bytes": manifest.files().filter_map(file_size).sum::<u64>(),
+            "notes": manifest.notes.iter().map(|n| n.message.clone()).collect::<Vec<_>>(),
+        });
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut stdout = stream(Stream::Stdout);
     paint(&mut stdout, Color::Green, true, "ok")?;
     writeln!(

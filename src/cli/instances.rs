@@ -79,14 +79,20 @@ fn record_for(instance: &Instance, spec: &str, profile: &Profile, rootfs: &Path)
 
 /// `sandbox run PROFILE --name NAME`: enter the instance, creating it on first use.
 /// In the background (`start`), PID 1 waits with no command until stopped.
-pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool) -> Result<ExitCode, Failure> {
+pub fn run_named(
+    spec: &str,
+    name: &str,
+    command: Vec<String>,
+    background: bool,
+    overrides: &super::overrides::Overrides,
+) -> Result<ExitCode, Failure> {
     let state = usable_state()?;
     let instance = Instance::named(&state, name)?;
     let lock = instance.lock()?;
     if instance.running().is_some() {
         return Err(instance::InstanceError::Running(shown(name)).into());
     }
-    let profile = super::build::load(spec)?;
+    let profile = super::overrides::load(spec, overrides)?;
     let rootfs = super::run::rootfs_for(&profile)?;
     let mut record = record_for(&instance, spec, &profile, &rootfs)?;
     if let Some(note) = instance.claim_leases(&mut record)? {
@@ -175,7 +181,12 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         let log_path = logs.join(format!("{}.log", instance.name));
         let log = std::fs::File::create(&log_path).map_err(crate::state::at(&log_path))?;
         let mut command = std::process::Command::new(std::env::current_exe()?);
-        command.args(["run", &spec, "--name", &instance.display, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        command
+            .args(["run", &spec, "--name", &instance.display])
+            .env(super::BACKGROUND_ENV, "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid and close_range are async-signal-safe system calls.

@@ -3,27 +3,37 @@
 //! exit status 125).
 
 mod build;
+mod complete;
 mod explain;
 mod export;
 mod info;
 mod instances;
 mod lab;
 mod output;
+pub mod overrides;
 mod run;
+mod sbom;
 mod verify;
 mod why;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueHint};
 
-pub use output::Failure;
+pub use output::{ColorChoice, Failure};
+use overrides::Overrides;
 
 /// Build identical lab environments and run students inside them.
 #[derive(Parser)]
 #[command(name = "sandbox", version, about, propagate_version = true)]
 pub struct Cli {
+    /// When to color the output: auto (a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,11 +42,11 @@ pub struct Cli {
 enum Command {
     /// Build the profile's rootfs (or reuse it from the store); print its digest and path.
     Build {
-        /// A ready profile's name or a path to a .toml file.
-        #[arg(default_value = "shell")]
+        /// A ready profile's name, a path to a .toml file, or an imported image.
+        #[arg(default_value = "shell", add = complete::profiles())]
         profile: String,
         /// Also write a plain copy of the rootfs to DIR (new or empty), for chroot, bwrap or tar.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
         out: Option<PathBuf>,
         /// Fail, building nothing, when the result would differ from PROFILE.lock.
         #[arg(long)]
@@ -45,61 +55,62 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Enter the profile's environment and run its command (or CMD) there.
-    Run {
-        #[arg(default_value = "shell")]
-        profile: String,
-        /// chroot: the classic jail; namespace: full isolation (default: the profile's [run] mode).
-        #[arg(long, value_enum)]
-        mode: Option<ModeArg>,
-        /// Enter the named instance (a student's own writable layer, kept between sessions).
-        #[arg(long)]
-        name: Option<String>,
-        /// (used by `start`) keep the instance running without a command.
-        #[arg(long, hide = true, requires = "name")]
-        background: bool,
-        /// The command to run instead of the profile's, after `--`.
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
+    /// Enter the profile's environment and run its command (or CMD) there: `sandbox run shell bash`.
+    Run(RunArgs),
     /// Start instances in the background, one per name, in parallel.
     Start {
+        /// A ready profile's name, a path to a .toml file, or an imported image.
+        #[arg(add = complete::profiles())]
         profile: String,
         /// An instance's name: any script (`내이름`), mapped to a safe id `ps` shows (repeatable).
-        #[arg(long = "name", required_unless_present = "names_from")]
+        #[arg(long = "name", value_name = "NAME", required_unless_present = "names_from", add = complete::instances())]
         names: Vec<String>,
         /// A file with one instance name a line (`#` starts a comment).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         names_from: Option<PathBuf>,
     },
     /// Run a command in a running instance (the same namespaces, root, user and limits).
     Exec {
+        /// The running instance (see `sandbox ps`).
+        #[arg(add = complete::instances())]
         name: String,
-        #[arg(last = true)]
+        #[command(flatten)]
+        terminal: TerminalFlags,
+        /// The command to run instead of the profile's (`sandbox exec alice ls -l`).
+        #[arg(value_name = "CMD", allow_hyphen_values = true)]
         command: Vec<String>,
+        /// The command, after `--` (the older spelling, still accepted).
+        #[arg(last = true, value_name = "CMD", hide = true)]
+        after_dashes: Vec<String>,
     },
     /// List the instances: state, PID, uptime, memory and pids from their cgroup.
     Ps {
+        /// Print one JSON object: {instances: [{name, profile, state, pid, ...}]}.
         #[arg(long)]
         json: bool,
     },
     /// Stop instances (SIGTERM to PID 1, SIGKILL after 5 seconds).
     Stop {
-        #[arg(required = true)]
+        /// The instances to stop.
+        #[arg(required = true, add = complete::instances())]
         names: Vec<String>,
     },
     /// Drop instances' writable layers: back to the pristine environment.
     Reset {
-        #[arg(required = true)]
+        /// The instances to reset (stopped ones).
+        #[arg(required = true, add = complete::instances())]
         names: Vec<String>,
     },
     /// Remove instances and their layers.
     Rm {
-        #[arg(required = true)]
+        /// The instances to remove.
+        #[arg(required = true, add = complete::instances())]
         names: Vec<String>,
     },
     /// What the student changed: A added, C changed, D deleted (names escaped for the terminal).
     Diff {
+        /// The instance to compare with its environment.
+        #[arg(add = complete::instances())]
         name: String,
         /// One JSON object: {name, id, changes: [{change, path: {text} or {bytes: base64}}]}, exact.
         #[arg(long)]
@@ -107,8 +118,10 @@ enum Command {
     },
     /// Run the same steps as `run`, one at a time, showing what each changed.
     Explain {
-        #[arg(default_value = "shell")]
+        /// A ready profile's name, a path to a .toml file, or an imported image.
+        #[arg(default_value = "shell", add = complete::profiles())]
         profile: String,
+        /// chroot: the classic jail; namespace: full isolation (default: the profile's [run] mode).
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
         /// Wait for Enter before each step (a class at the teacher's pace).
@@ -118,7 +131,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// en or ko (default: from LANG).
-        #[arg(long)]
+        #[arg(long, value_parser = ["en", "ko"])]
         lang: Option<String>,
         /// One JSON object a line: each step's id, command, system call, result and observations.
         #[arg(long)]
@@ -126,13 +139,21 @@ enum Command {
         /// Tell how the rootfs was assembled instead.
         #[arg(long)]
         build: bool,
-        #[arg(last = true)]
+        /// The command to run instead of the profile's.
+        #[arg(value_name = "CMD", allow_hyphen_values = true)]
         command: Vec<String>,
+        /// The command, after `--` (the older spelling, still accepted).
+        #[arg(last = true, value_name = "CMD", hide = true)]
+        after_dashes: Vec<String>,
     },
     /// Validate a profile (syntax, values, programs, locales, zones) without building.
     Check {
-        #[arg(default_value = "shell")]
+        /// A ready profile's name, a path to a .toml file, or an imported image.
+        #[arg(default_value = "shell", add = complete::profiles())]
         profile: String,
+        /// Print one JSON object: {name, layers, programs, entries, bytes, notes}.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash stored rootfs trees (and with --all every blob) against their digests; exit 1 when something is corrupted.
     Verify {
@@ -147,8 +168,12 @@ enum Command {
     Why {
         /// A path inside the rootfs, e.g. /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0.
         path: String,
-        #[arg(default_value = "shell")]
+        /// A ready profile's name, a path to a .toml file, or an imported image.
+        #[arg(default_value = "shell", add = complete::profiles())]
         profile: String,
+        /// Print one JSON object: {path, located, reasons: [...]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Labs: exercises with automatic checks.
     Lab {
@@ -156,7 +181,7 @@ enum Command {
         #[arg(long, global = true, value_name = "DIR")]
         labs: Option<PathBuf>,
         /// en or ko (default: from LANG).
-        #[arg(long, global = true)]
+        #[arg(long, global = true, value_parser = ["en", "ko"])]
         lang: Option<String>,
         #[command(subcommand)]
         command: LabCommand,
@@ -167,15 +192,72 @@ enum Command {
     Profiles,
     /// Check what this machine supports (namespaces, cgroups, overlayfs) and what is missing.
     Doctor {
+        /// Print one JSON object: {checks: [{id, status, detail, fix}]}.
         #[arg(long)]
         json: bool,
     },
-    /// Print a shell completion script.
-    Completions { shell: clap_complete::Shell },
+    /// Print a shell completion script (`source <(sandbox completions bash)`); it completes profile, instance and lab names.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+        shell: String,
+    },
+    /// Print the manual page (roff): `sandbox man | man -l -`.
+    Man,
     /// Write the environment as an OCI image, a `docker load` archive, a runtime bundle or a Kubernetes manifest.
     Export(export::ExportArgs),
-    /// Import an OCI image (layout or archive) into the store as a rootfs.
+    /// Import an OCI image (layout or archive) into the store: then `sandbox run IMAGE`.
     Import(export::ImportArgs),
+    /// Print a software bill of materials (SPDX 2.3 JSON) of the profile's rootfs.
+    Sbom(sbom::SbomArgs),
+}
+
+/// `sandbox run [PROFILE] [CMD...]`, with the flags Docker users type.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A ready profile's name, a path to a .toml file, or an imported image (default: shell).
+    #[arg(value_name = "PROFILE", add = complete::profiles())]
+    profile: Option<String>,
+    /// chroot: the classic jail; namespace: full isolation (default: the profile's [run] mode).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Enter the named instance (a student's own writable layer, kept between sessions).
+    #[arg(long, add = complete::instances())]
+    name: Option<String>,
+    /// With --name: remove the instance when the command ends. Without a name nothing is kept anyway.
+    #[arg(long)]
+    rm: bool,
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(flatten)]
+    terminal: TerminalFlags,
+    /// The command to run instead of the profile's; everything after PROFILE is the command, as in `docker run`.
+    #[arg(value_name = "CMD", allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// The command, after `--` (`sandbox run -- ls` runs ls in the default profile).
+    #[arg(last = true, value_name = "CMD", hide = true)]
+    after_dashes: Vec<String>,
+}
+
+/// `-i` and `-t`, typed out of Docker habit: a terminal is given whenever one is there.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+struct TerminalFlags {
+    /// Accepted for Docker habits: stdin is always passed to the command.
+    #[arg(short = 'i', long = "interactive")]
+    interactive: bool,
+    /// Accepted for Docker habits: the command gets a terminal whenever stdin is one.
+    #[arg(short = 't', long = "tty")]
+    tty: bool,
+}
+
+/// The command as typed, with or without `--`: `CMD...` and `-- CMD...`, or
+/// both (`grep -- -x f`, where the `--` belongs to the command).
+fn joined_command(command: Vec<String>, after_dashes: Vec<String>) -> Vec<String> {
+    match (command.is_empty(), after_dashes.is_empty()) {
+        (_, true) => command,
+        (true, false) => after_dashes,
+        (false, false) => command.into_iter().chain(["--".to_string()]).chain(after_dashes).collect(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -183,9 +265,15 @@ enum LabCommand {
     /// The labs, in order.
     List,
     /// A lab's goal, instructions and checks.
-    Show { lab: String },
+    Show {
+        /// The lab (see `sandbox lab list`).
+        #[arg(add = complete::labs())]
+        lab: String,
+    },
     /// Start the student's instance of a lab (and place its files).
     Start {
+        /// The lab (see `sandbox lab list`).
+        #[arg(add = complete::labs())]
         lab: String,
         /// The student (default: the user who ran sudo, or the user).
         #[arg(long, conflicts_with = "names_from")]
@@ -196,13 +284,16 @@ enum LabCommand {
     },
     /// Run the lab's checks in the student's instance; exit 0 only when all pass.
     Check {
+        /// The lab (see `sandbox lab list`).
+        #[arg(add = complete::labs())]
         lab: String,
+        /// The student (default: the user who ran sudo, or the user).
         #[arg(long, conflicts_with = "names_from")]
         name: Option<String>,
         /// A class: one student name a line (a table, or --json / --csv grades).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         names_from: Option<PathBuf>,
-        /// One JSON object per student, a line each.
+        /// One JSON object per student, a line each: each check's id, result and what was seen.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Grades as CSV: student, instance, passed, total, then 1/0 per check.
@@ -226,26 +317,71 @@ impl From<ModeArg> for crate::profile::Mode {
     }
 }
 
+/// Whether a command was asked for JSON: then a failure is a JSON object on stdout too.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Build { json, .. }
+        | Command::Ps { json }
+        | Command::Explain { json, .. }
+        | Command::Check { json, .. }
+        | Command::Why { json, .. }
+        | Command::Doctor { json } => *json,
+        Command::Lab { command: LabCommand::Check { json, .. }, .. } => *json,
+        Command::Export(args) => args.json,
+        Command::Import(args) => args.json,
+        _ => false,
+    }
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    // `COMPLETE=bash sandbox ...`: the shell asks for candidates (see `sandbox completions`).
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
+    output::set_color(cli.color);
+    let json = wants_json(&cli.command);
+    let result = dispatch(cli.command);
+    result.unwrap_or_else(|failure| if json { failure.report_json() } else { failure.report() })
+}
+
+/// A usage error: clap's message (exit 2), and with --json also a JSON object on stdout.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    let usage = !matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if json && usage {
+        let message = error.render().to_string();
+        println!("{}", serde_json::json!({ "error": message.trim_start_matches("error: ").trim_end(), "status": 2 }));
+    }
+    let _ = error.print();
+    ExitCode::from(if usage { 2 } else { 0 })
+}
+
+fn dispatch(command: Command) -> Result<ExitCode, Failure> {
+    match command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
-        Command::Run { profile, mode: _, name: Some(name), background, command } => {
-            instances::run_named(&profile, &name, command, background)
-        }
-        Command::Run { profile, mode, name: None, command, .. } => run::run(&profile, mode.map(Into::into), command),
+        Command::Run(args) => run_command(args),
         Command::Start { profile, names, names_from } => instances::start(&profile, names, names_from.as_deref()),
-        Command::Exec { name, command } => instances::exec(&name, command),
+        Command::Exec { name, terminal: _, command, after_dashes } => instances::exec(&name, joined_command(command, after_dashes)),
         Command::Ps { json } => instances::ps(json),
         Command::Stop { names } => instances::stop(&names),
         Command::Reset { names } => instances::reset(&names),
         Command::Rm { names } => instances::rm(&names),
         Command::Diff { name, json } => instances::diff(&name, json),
-        Command::Explain { profile, mode, step, dry_run, lang, json, build, command } => {
-            explain::explain(explain::Args { profile, mode: mode.map(Into::into), step, dry_run, lang, json, build, command })
-        }
-        Command::Check { profile } => build::check(&profile),
-        Command::Why { path, profile } => why::why(&path, &profile),
+        Command::Explain { profile, mode, step, dry_run, lang, json, build, command, after_dashes } => explain::explain(explain::Args {
+            profile,
+            mode: mode.map(Into::into),
+            step,
+            dry_run,
+            lang,
+            json,
+            build,
+            command: joined_command(command, after_dashes),
+        }),
+        Command::Check { profile, json } => build::check(&profile, json),
+        Command::Why { path, profile, json } => why::why(&path, &profile, json),
         Command::Verify { profile, all } => verify::verify(profile.as_deref(), all),
         Command::Profiles => info::profiles(),
         Command::Gc => info::gc(),
@@ -270,10 +406,54 @@ pub fn main() -> ExitCode {
         Command::Doctor { json } => info::doctor(json),
         Command::Export(args) => export::export(args),
         Command::Import(args) => export::import(args),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
+        Command::Sbom(args) => sbom::sbom(args),
+        Command::Completions { shell } => complete::registration(&shell),
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-    };
-    result.unwrap_or_else(|failure| failure.report())
+    }
+}
+
+/// Set by `start` for the `run --name` it starts per instance: keep the
+/// instance running without a command. An environment variable, not a flag,
+/// so completion never offers it.
+pub const BACKGROUND_ENV: &str = "SANDBOX_BACKGROUND";
+
+fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
+    let RunArgs { profile, mode, name, rm, overrides, terminal: _, command, after_dashes } = args;
+    let profile = profile.unwrap_or_else(|| "shell".into());
+    let command = joined_command(command, after_dashes);
+    if !profile.contains('/') && !profile.ends_with(".toml") && crate::profile::ready().iter().all(|p| p.name != profile) {
+        let name = profile.strip_prefix(crate::export::imported::PREFIX).unwrap_or(&profile);
+        if crate::export::imported::ImageRecord::find(&crate::state::home(), name)?.is_none() {
+            return Err(Failure {
+                message: format!(
+                    "no ready profile or imported image is named `{}`\n  fix: the profile comes first, as the image does in `docker run`: `sandbox run shell {}` runs it in the shell profile (ready profiles: {})",
+                    profile.escape_debug(),
+                    std::iter::once(profile.as_str())
+                        .chain(command.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .escape_debug(),
+                    crate::profile::ready().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    let background = std::env::var_os(BACKGROUND_ENV).is_some_and(|v| v == "1");
+    match name {
+        Some(name) => {
+            let status = instances::run_named(&profile, &name, command, background, &overrides);
+            if rm {
+                // Docker's --rm: the container goes when its command ends, whatever the outcome.
+                let removed = instances::rm(std::slice::from_ref(&name));
+                let status = status?;
+                removed?;
+                return Ok(status);
+            }
+            status
+        }
+        None => run::run(&profile, mode.map(Into::into), command, &overrides),
+    }
 }

@@ -1,10 +1,40 @@
 //! How the commands talk to people: errors on stderr with one clear message,
-//! colors only on a terminal and never with NO_COLOR.
+//! colors as `--color` says: by default only on a terminal, never with
+//! NO_COLOR, always with CLICOLOR_FORCE.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use termcolor::{Color, ColorChoice, ColorSpec, StandardStream, WriteColor};
+use termcolor::{Color, ColorSpec, StandardStream, WriteColor};
+
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: AtomicU8 = AtomicU8::new(ColorChoice::Auto as u8);
+
+/// Set once by `main` from `--color`.
+pub fn set_color(choice: ColorChoice) {
+    COLOR.store(choice as u8, Ordering::Relaxed);
+}
+
+/// Whether to color a stream: the flag first, then NO_COLOR (no-color.org),
+/// then CLICOLOR_FORCE (bixense.com/clicolors), then whether it is a terminal.
+pub fn colors_on(flag: ColorChoice, tty: bool, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    match flag {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("NO_COLOR") => false,
+        ColorChoice::Auto if set("CLICOLOR_FORCE") && env("CLICOLOR_FORCE").as_deref() != Some("0") => true,
+        ColorChoice::Auto => tty,
+    }
+}
 
 /// The tool's own failure: exit status 125, as `docker run` and `podman` use.
 #[derive(Debug)]
@@ -41,6 +71,13 @@ impl Failure {
         let _ = writeln!(err, ": {}", crate::escape::text(self.message.as_bytes()));
         ExitCode::from(125)
     }
+
+    /// For `--json`: the same message as one JSON object on stdout (for the
+    /// script that reads stdout), and for the person on stderr.
+    pub fn report_json(self) -> ExitCode {
+        println!("{}", serde_json::json!({ "error": self.message, "status": 125 }));
+        self.report()
+    }
 }
 
 pub enum Stream {
@@ -53,8 +90,14 @@ pub fn stream(which: Stream) -> StandardStream {
         Stream::Stdout => std::io::stdout().is_terminal(),
         Stream::Stderr => std::io::stderr().is_terminal(),
     };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let choice = if tty && !no_color { ColorChoice::Auto } else { ColorChoice::Never };
+    let flag = match COLOR.load(Ordering::Relaxed) {
+        x if x == ColorChoice::Always as u8 => ColorChoice::Always,
+        x if x == ColorChoice::Never as u8 => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    };
+    // termcolor's own Auto would look at NO_COLOR and TERM again: decide here, once.
+    let choice =
+        if colors_on(flag, tty, &|name| std::env::var(name).ok()) { termcolor::ColorChoice::Always } else { termcolor::ColorChoice::Never };
     match which {
         Stream::Stdout => StandardStream::stdout(choice),
         Stream::Stderr => StandardStream::stderr(choice),

@@ -60,8 +60,8 @@ pub fn prepare(profile: &Profile, mode: Mode, command: Vec<String>, dry_run: boo
     Ok(session::prepare(&request, &crate::state::home())?)
 }
 
-pub fn run(spec: &str, mode: Option<Mode>, command: Vec<String>) -> Result<ExitCode, Failure> {
-    let profile = super::build::load(spec)?;
+pub fn run(spec: &str, mode: Option<Mode>, command: Vec<String>, overrides: &super::overrides::Overrides) -> Result<ExitCode, Failure> {
+    let profile = super::overrides::load(spec, overrides)?;
     let mode = mode.unwrap_or(profile.run.mode);
     let session = prepare(&profile, mode, command, false)?;
     warn(&session.warnings)?;

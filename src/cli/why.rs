@@ -8,7 +8,7 @@ use termcolor::Color;
 use super::output::{Failure, Stream, paint, stream};
 use crate::resolve;
 
-pub fn why(path: &str, spec: &str) -> Result<ExitCode, Failure> {
+pub fn why(path: &str, spec: &str, json: bool) -> Result<ExitCode, Failure> {
     let profile = super::build::load(spec)?;
     let (manifest, _) = resolve::resolve_profile(&profile)?;
     // Follow the rootfs's links on the way (/lib -> usr/lib), not the file's own:
@@ -29,6 +29,15 @@ pub fn why(path: &str, spec: &str) -> Result<ExitCode, Failure> {
                 profile.name
             ),
         });
+    }
+    if json {
+        let reasons: Vec<serde_json::Value> = manifest
+            .why(&located)
+            .into_iter()
+            .map(|entry| serde_json::json!({ "path": entry.path, "reason": entry.reason.to_string() }))
+            .collect();
+        println!("{}", serde_json::json!({ "path": path, "located": located, "reasons": reasons }));
+        return Ok(ExitCode::SUCCESS);
     }
     let mut out = stream(Stream::Stdout);
     paint(&mut out, Color::Cyan, true, &located.display().to_string())?;

@@ -120,10 +120,9 @@ mod tests {
             term: None,
             ids,
             idmapped: true,
-            cgroup_dirs: Vec::new(),
-            cgroup_writes: Vec::new(),
-            cgroup_procs: Vec::new(),
+            cgroup: Default::default(),
             layer: None,
+            throwaway: false,
         };
         let plan = crate::plan::build(&input);
         (profile, plan)

@@ -19,31 +19,64 @@ use super::image::{self, Image, REF_NAME};
 use super::{Context, ExportError, Result, canonical_json};
 
 /// Write the archive of `levels` to `file` (replaced whole, never half-written).
-pub fn write_archive(file: &Path, levels: &[Level], epoch: u64) -> Result<(Image, String)> {
+/// Returns the image and the references it loads as (`NAME:DIGEST`, `NAME:latest`).
+pub fn write_archive(file: &Path, levels: &[Level], epoch: u64, progress: &indicatif::ProgressBar) -> Result<(Image, Vec<String>)> {
+    let staging = super::staging_beside(file)?;
+    let (image, references, tmp) = stage_archive(staging.path(), levels, epoch, progress)?;
+    std::fs::rename(&tmp, file).at(file)?;
+    Ok((image, references))
+}
+
+/// Write the archive to `out` (stdout: `sandbox export --tar - | podman load`),
+/// staged first in a directory under `scratch`, so a failure sends nothing half-made.
+pub fn write_archive_to(
+    out: &mut dyn Write,
+    scratch: &Path,
+    levels: &[Level],
+    epoch: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Image, Vec<String>)> {
+    std::fs::create_dir_all(scratch).at(scratch)?;
+    let staging = tempfile::Builder::new().prefix("export-").tempdir_in(scratch).at(scratch)?;
+    let (image, references, tmp) = stage_archive(staging.path(), levels, epoch, progress)?;
+    let mut file = File::open(&tmp).at(&tmp)?;
+    std::io::copy(&mut file, out).context(|| "writing the archive to stdout".into())?;
+    out.flush().context(|| "writing the archive to stdout".into())?;
+    Ok((image, references))
+}
+
+fn stage_archive(
+    staging: &Path,
+    levels: &[Level],
+    epoch: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<(Image, Vec<String>, std::path::PathBuf)> {
     let top = levels.last().ok_or_else(|| ExportError::Invalid("a profile has at least one level".into()))?;
     let reference = super::image_reference(&top.profile, &top.digest);
-    let staging = super::staging_beside(file)?;
-    let layout = staging.path().join("layout");
+    // `podman run sandbox/NAME` and `docker run sandbox/NAME` look for :latest.
+    let latest = format!("sandbox/{}:latest", top.profile.name);
+    let layout = staging.join("layout");
     std::fs::create_dir(&layout).at(&layout)?;
     let annotations = BTreeMap::from([
         (REF_NAME.to_string(), reference.clone()),
         // What containerd and `docker save` use to name the image on load.
         ("io.containerd.image.name".to_string(), reference.clone()),
     ]);
-    let image = image::write_layout(&layout, levels, epoch, annotations)?;
-    std::fs::write(layout.join("manifest.json"), docker_manifest(&image, &reference)?).at(&layout)?;
-    let tmp = staging.path().join("archive.tar");
+    let image = image::write_layout(&layout, levels, epoch, annotations, progress)?;
+    let references = vec![reference, latest];
+    std::fs::write(layout.join("manifest.json"), docker_manifest(&image, &references)?).at(&layout)?;
+    progress.set_message("archive");
+    let tmp = staging.join("archive.tar");
     tar_layout(&layout, &tmp, epoch)?;
-    std::fs::rename(&tmp, file).at(file)?;
-    Ok((image, reference))
+    Ok((image, references, tmp))
 }
 
 /// Docker's `manifest.json`: the config, the tags, the layers in order.
-fn docker_manifest(image: &Image, reference: &str) -> Result<Vec<u8>> {
+fn docker_manifest(image: &Image, references: &[String]) -> Result<Vec<u8>> {
     let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
     let entry = serde_json::json!([{
         "Config": path(image.config.path()),
-        "RepoTags": [reference],
+        "RepoTags": references,
         "Layers": image.layers.iter().map(|l| path(image::blob_path(&l.digest))).collect::<Vec<_>>(),
     }]);
     canonical_json(&entry)

@@ -20,10 +20,21 @@ use crate::rootfs::Store;
 /// The CFS period the cpu limit is a share of (the kernel's default, 100 ms).
 const CPU_PERIOD: u64 = 100_000;
 
+/// Where root inside a root profile's bundle lives on the host: 65536 ids
+/// from here, far above the ids of people and of `sandbox`'s own instances,
+/// so root inside is nobody outside (as `sandbox run` makes it).
+pub const ROOT_PROFILE_HOST_BASE: u32 = 0x7000_0000;
+const ID_RANGE: u32 = 65536;
+
+/// The sysctl that lets every group inside use ICMP echo sockets: `ping`
+/// without a raw socket, a capability or a setuid bit.
+const PING_GROUP_RANGE: &str = "net.ipv4.ping_group_range";
+
 /// Who will run the bundle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runner {
-    /// Root: no user namespace (as Docker), cgroup limits applied by the runtime.
+    /// Root: cgroup limits applied by the runtime; a root profile gets a user
+    /// namespace (its ids from `ROOT_PROFILE_HOST_BASE`), a student profile runs as its uid.
     Root,
     /// An unprivileged user (rootless runc/crun): a user namespace where the
     /// profile's user is the caller's own ids, as `sandbox run` does without root.
@@ -46,12 +57,42 @@ impl Runner {
 pub fn write_bundle(dir: &Path, store: &Store, top: &Level, runner: Runner) -> Result<Vec<String>> {
     let staging = super::staging_beside(dir)?;
     let rootfs = staging.path().join("rootfs");
-    store.export(&top.manifest, &top.hashes, &rootfs).at(&rootfs)?;
+    match id_shift(&top.profile, runner) {
+        // The tree's owners as the user namespace maps them: root's files are owned by root inside.
+        Some(base) => store.export(&shifted(&top.manifest, base), &top.hashes, &rootfs).at(&rootfs)?,
+        None => store.export(&top.manifest, &top.hashes, &rootfs).at(&rootfs)?,
+    }
     let spec = runtime_spec(&top.profile, &top.digest, runner)?;
     let config = staging.path().join("config.json");
     std::fs::write(&config, pretty_json(&spec)?).at(&config)?;
     super::publish_dir(staging.path(), dir)?;
     Ok(notes(&top.profile, runner))
+}
+
+/// The host id root inside maps to, when the bundle has a user namespace of
+/// a range (a root profile run by root).
+fn id_shift(profile: &Profile, runner: Runner) -> Option<u32> {
+    (runner == Runner::Root && profile.user.uid == 0).then_some(ROOT_PROFILE_HOST_BASE)
+}
+
+/// The manifest with every owner moved up by `base`.
+fn shifted(manifest: &crate::resolve::Manifest, base: u32) -> crate::resolve::Manifest {
+    let mut out = manifest.clone();
+    for entry in out.entries.values_mut() {
+        entry.uid = entry.uid.saturating_add(base);
+        entry.gid = entry.gid.saturating_add(base);
+    }
+    out
+}
+
+/// Whether the command is an interactive shell (the profile's login shell,
+/// a REPL): then the runtime gives it a terminal, as `docker run -it` would.
+pub fn is_interactive(command: &[String]) -> bool {
+    const INTERACTIVE: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "fish", "ksh", "mksh", "python3", "python", "perl", "irb", "node"];
+    let Some(program) = command.first() else { return false };
+    let name = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // `sh -c SCRIPT`, `python3 FILE`: a program that runs and ends; `bash -l`, `python3` alone: a session.
+    INTERACTIVE.contains(&name) && command[1..].iter().all(|a| a.starts_with('-') && a != "-c")
 }
 
 /// config.json for the profile.
@@ -65,7 +106,7 @@ pub fn runtime_spec(profile: &Profile, rootfs_digest: &str, runner: Runner) -> R
         .root(RootBuilder::default().path("rootfs").readonly(true).build()?)
         .process(process(profile)?)
         .hostname(profile.run.hostname.clone())
-        .mounts(mounts(profile, runner))
+        .mounts(mounts(profile, runner, id_shift(profile, runner).is_some()))
         .linux(linux(profile, runner)?)
         .annotations(annotations)
         .build()?)
@@ -73,10 +114,15 @@ pub fn runtime_spec(profile: &Profile, rootfs_digest: &str, runner: Runner) -> R
 
 fn process(profile: &Profile) -> Result<oci_spec::runtime::Process> {
     let user = UserBuilder::default().uid(profile.user.uid).gid(profile.user.gid).build()?;
-    let env: Vec<String> = super::environment(profile).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let terminal = is_interactive(&profile.run.command);
+    let mut env: Vec<String> = super::environment(profile).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
+        // What `docker run -t` and containerd set with a terminal.
+        env.push("TERM=xterm".into());
+    }
     let nofile = PosixRlimitBuilder::default().typ(PosixRlimitType::RlimitNofile).hard(1024u64).soft(1024u64).build()?;
     Ok(ProcessBuilder::default()
-        .terminal(false)
+        .terminal(terminal)
         .user(user)
         .args(profile.run.command.clone())
         .env(env)
@@ -120,7 +166,7 @@ fn mount(destination: &str, typ: &str, source: impl Into<PathBuf>, options: &[&s
 /// What `sandbox run` mounts: /proc, a tmpfs /dev with a private devpts and
 /// shm, a sized /tmp, read-only /sys (and the cgroup files, read-only, so a
 /// student can read their limits), then the profile's `[[mounts]]`.
-fn mounts(profile: &Profile, runner: Runner) -> Vec<Mount> {
+fn mounts(profile: &Profile, runner: Runner, user_namespace: bool) -> Vec<Mount> {
     let rootless = matches!(runner, Runner::Rootless { .. });
     // gid 5 (tty) exists only where the user namespace maps it.
     let devpts: &[&str] = if rootless {
@@ -139,8 +185,9 @@ fn mounts(profile: &Profile, runner: Runner) -> Vec<Mount> {
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
         mount("/tmp", "tmpfs", "tmpfs", &tmp),
     ];
-    if rootless {
-        // An unprivileged user namespace may not mount sysfs or cgroupfs: runc's rootless spec binds /sys.
+    if rootless || (user_namespace && profile.network == NetworkMode::Host) {
+        // An unprivileged user namespace may not mount sysfs or cgroupfs (nor may one without
+        // its own network namespace): runc's rootless spec binds /sys.
         list.push(mount("/sys", "none", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"]));
     } else {
         list.push(mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]));
@@ -156,8 +203,20 @@ fn mounts(profile: &Profile, runner: Runner) -> Vec<Mount> {
 fn linux(profile: &Profile, runner: Runner) -> Result<oci_spec::runtime::Linux> {
     let mut builder =
         LinuxBuilder::default().namespaces(namespaces(profile, runner)?).masked_paths(masked_paths()).readonly_paths(readonly_paths());
+    if profile.network != NetworkMode::Host && runner == Runner::Root {
+        // Set in the sandbox's own network namespace only, never the host's; the
+        // range is read in the writer's user namespace, so it must be mapped there.
+        let top = if id_shift(profile, runner).is_some() { ID_RANGE - 1 } else { i32::MAX as u32 };
+        builder = builder.sysctl(HashMap::from([(PING_GROUP_RANGE.to_string(), format!("0 {top}"))]));
+    }
     match runner {
-        Runner::Root => builder = builder.resources(resources(profile)?),
+        Runner::Root => {
+            builder = builder.resources(resources(profile)?);
+            if let Some(base) = id_shift(profile, runner) {
+                let map = LinuxIdMappingBuilder::default().container_id(0u32).host_id(base).size(ID_RANGE).build()?;
+                builder = builder.uid_mappings(vec![map]).gid_mappings(vec![map]);
+            }
+        }
         Runner::Rootless { host_uid, host_gid } => {
             let map = |inside: u32, host: u32| LinuxIdMappingBuilder::default().container_id(inside).host_id(host).size(1u32).build();
             builder = builder.uid_mappings(vec![map(profile.user.uid, host_uid)?]).gid_mappings(vec![map(profile.user.gid, host_gid)?]);
@@ -185,7 +244,7 @@ fn namespaces(profile: &Profile, runner: Runner) -> Result<Vec<LinuxNamespace>> 
     if profile.network != NetworkMode::Host {
         kinds.push(LinuxNamespaceType::Network);
     }
-    if matches!(runner, Runner::Rootless { .. }) {
+    if matches!(runner, Runner::Rootless { .. }) || id_shift(profile, runner).is_some() {
         kinds.push(LinuxNamespaceType::User);
     }
     kinds.into_iter().map(|typ| Ok(LinuxNamespaceBuilder::default().typ(typ).build()?)).collect()
@@ -276,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn root_gets_limits_docker_capabilities_and_no_user_namespace() {
+    fn root_gets_limits_docker_capabilities_and_a_user_namespace() {
         let spec = json(&runtime_spec(&profile(0), "d", Runner::Root).unwrap());
         assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 32);
@@ -286,7 +345,10 @@ mod tests {
         assert!(bounding.contains(&"CAP_NET_BIND_SERVICE".into()));
         assert_eq!(spec["process"]["capabilities"]["inheritable"], serde_json::json!([]));
         let namespaces: Vec<&str> = spec["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
-        assert_eq!(namespaces, ["pid", "mount", "ipc", "uts", "cgroup", "network"]);
+        assert_eq!(namespaces, ["pid", "mount", "ipc", "uts", "cgroup", "network", "user"]);
+        let map = serde_json::json!([{"containerID": 0, "hostID": ROOT_PROFILE_HOST_BASE, "size": 65536}]);
+        assert_eq!((&spec["linux"]["uidMappings"], &spec["linux"]["gidMappings"]), (&map, &map), "root inside is nobody outside");
+        assert_eq!(spec["linux"]["sysctl"][PING_GROUP_RANGE], "0 65535", "ping with ICMP sockets, gids as mapped");
         assert_eq!(spec["process"]["noNewPrivileges"], true);
         let tmp = spec["mounts"].as_array().unwrap().iter().find(|m| m["destination"] == "/tmp").unwrap();
         assert!(tmp["options"].as_array().unwrap().contains(&format!("size={}", 16 << 20).into()));
@@ -306,10 +368,28 @@ mod tests {
     }
 
     #[test]
-    fn host_network_keeps_the_host_namespace() {
+    fn host_network_keeps_the_host_namespace_and_its_sysctls() {
         let mut p = profile(1000);
         p.network = NetworkMode::Host;
         let spec = json(&runtime_spec(&p, "d", Runner::Root).unwrap());
         assert!(spec["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "network"));
+        assert!(spec["linux"].get("sysctl").is_none(), "a sysctl here would be the host's");
+        let student = json(&runtime_spec(&profile(1000), "d", Runner::Root).unwrap());
+        assert!(student["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "user"));
+        assert_eq!(student["linux"]["sysctl"][PING_GROUP_RANGE], format!("0 {}", i32::MAX));
+    }
+
+    #[test]
+    fn an_interactive_shell_gets_a_terminal_and_term() {
+        let mut p = profile(1000);
+        p.run.command = vec!["/bin/bash".into(), "-l".into()];
+        let spec = json(&runtime_spec(&p, "d", Runner::Root).unwrap());
+        assert_eq!(spec["process"]["terminal"], true);
+        assert!(spec["process"]["env"].as_array().unwrap().contains(&"TERM=xterm".into()));
+        p.run.command = vec!["/bin/sh".into(), "-c".into(), "id".into()];
+        let spec = json(&runtime_spec(&p, "d", Runner::Root).unwrap());
+        assert_eq!(spec["process"]["terminal"], false);
+        assert!(!spec["process"]["env"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().starts_with("TERM=")));
+        assert!(is_interactive(&["python3".into()]) && !is_interactive(&["python3".into(), "app.py".into()]));
     }
 }

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use super::{Context, ExportError, Result};
 use crate::profile::{self, Profile};
+use crate::resolve::dpkg::Dpkg;
 use crate::resolve::{self, Manifest};
 use crate::rootfs::Store;
 use crate::rootfs::digest::{self, ContentHashes};
+use crate::rootfs::lock::Lock;
 
 /// One level of the chain, built in the store.
 pub struct Level {
@@ -21,6 +23,20 @@ pub struct Level {
     /// Its tree in the store: file contents are read from here, the bytes the
     /// digest was computed over, not from host files that may have changed since.
     pub tree: PathBuf,
+    /// Which package each host file came from (read when first asked), for the lock and SBOM.
+    pub dpkg: Dpkg,
+}
+
+impl Level {
+    /// What the lock of this level holds.
+    pub fn lock(&self) -> Lock {
+        Lock::new(&self.profile.name, &self.digest, &self.manifest, &self.hashes, &self.dpkg)
+    }
+
+    /// The SBOM of this level's rootfs, from its lock and stored tree.
+    pub fn sbom_input(&self, epoch: u64) -> super::sbom::Input<'_> {
+        super::sbom::Input { lock: self.lock(), manifest: &self.manifest, tree: &self.tree, epoch }
+    }
 }
 
 /// Load `spec` and every profile it extends, base first. Each is loaded by
@@ -54,13 +70,13 @@ pub fn build_levels(chain: Vec<Profile>, store: &Store, progress: &indicatif::Pr
 }
 
 fn build_level(profile: Profile, store: &Store, progress: &indicatif::ProgressBar) -> Result<Level> {
-    let (manifest, _dpkg) = resolve::resolve_profile(&profile)?;
+    let (manifest, dpkg) = resolve::resolve_profile(&profile)?;
     let hashes = store.hash_contents(&manifest, progress).context(|| format!("hashing the files of {}", profile.name))?;
     let built = store
         .build(&profile.name, &manifest, &hashes, Instant::now(), progress)
         .context(|| format!("building {} in the store", profile.name))?;
     debug_assert_eq!(built.digest, digest::digest(&manifest, &hashes));
-    Ok(Level { profile, manifest, hashes, digest: built.digest, tree: built.path })
+    Ok(Level { profile, manifest, hashes, digest: built.digest, tree: built.path, dpkg })
 }
 
 /// A profile's text and the directory its relative `extends` is resolved in
@@ -71,12 +87,18 @@ struct Text {
 }
 
 fn profile_text(spec: &str, cwd: &Path) -> Result<Text> {
+    if spec.starts_with(super::imported::PREFIX) {
+        // An imported image is the base of the chain: it extends nothing.
+        return Ok(Text { toml: String::new(), dir: None });
+    }
     if !is_path(spec) {
-        let ready = profile::ready()
-            .iter()
-            .find(|p| p.name == spec)
-            .ok_or_else(|| ExportError::Invalid(format!("no ready profile is named `{spec}`")))?;
-        return Ok(Text { toml: ready.source.to_owned(), dir: None });
+        if let Some(ready) = profile::ready().iter().find(|p| p.name == spec) {
+            return Ok(Text { toml: ready.source.to_owned(), dir: None });
+        }
+        if super::imported::ImageRecord::find(&crate::state::home(), spec)?.is_some() {
+            return Ok(Text { toml: String::new(), dir: None });
+        }
+        return Err(ExportError::Invalid(format!("no ready profile or imported image is named `{spec}`")));
     }
     let path = cwd.join(spec);
     let toml = std::fs::read_to_string(&path).at(&path)?;

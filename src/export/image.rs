@@ -23,6 +23,9 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const DIGEST_LABEL: &str = "io.sandbox.digest";
 /// The annotation of a layer naming the profile it holds.
 pub const PROFILE_ANNOTATION: &str = "io.sandbox.profile";
+/// The manifest annotation naming the SBOM blob (`sha256:...`, media type
+/// `application/spdx+json`) of the layout: the manifest's digest covers it.
+pub const SBOM_ANNOTATION: &str = "io.sandbox.sbom.spdx";
 
 /// What was written: enough to name every blob.
 #[derive(Clone, Debug)]
@@ -30,6 +33,8 @@ pub struct Image {
     pub manifest: Blob,
     pub config: Blob,
     pub layers: Vec<LayerBlob>,
+    /// The SPDX document of the rootfs, linked from the manifest's `SBOM_ANNOTATION`.
+    pub sbom: Blob,
     /// The rootfs digest of the whole profile (`sandbox build`'s).
     pub rootfs_digest: String,
 }
@@ -55,16 +60,25 @@ pub fn blob_path(digest: &str) -> PathBuf {
 
 /// Write the layout of `levels` (base first) into the empty directory `dir`.
 /// `index_annotations` go on the manifest's entry in `index.json` (its ref name).
-pub fn write_layout(dir: &Path, levels: &[Level], epoch: u64, index_annotations: BTreeMap<String, String>) -> Result<Image> {
+pub fn write_layout(
+    dir: &Path,
+    levels: &[Level],
+    epoch: u64,
+    index_annotations: BTreeMap<String, String>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Image> {
     let top = levels.last().ok_or_else(|| ExportError::Invalid("a profile has at least one level".into()))?;
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).at(&blobs)?;
     let mut layers = Vec::with_capacity(levels.len());
     let mut lower: Option<&Level> = None;
-    for level in levels {
-        layers.push(write_level(&blobs, lower, level, epoch)?);
+    for (number, level) in levels.iter().enumerate() {
+        progress.set_message(format!("layer {}/{}", number + 1, levels.len()));
+        layers.push(write_level(&blobs, lower, level, epoch, progress)?);
         lower = Some(level);
     }
+    progress.set_message("SBOM");
+    let sbom = write_blob(&blobs, &super::sbom::spdx(&top.sbom_input(epoch))?)?;
     let config = image_config(levels, &layers, epoch)?;
     let config = write_blob(&blobs, &canonical_json(&config)?)?;
     let manifest = ImageManifestBuilder::default()
@@ -72,6 +86,7 @@ pub fn write_layout(dir: &Path, levels: &[Level], epoch: u64, index_annotations:
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &config.digest, config.size, BTreeMap::new())?)
         .layers(levels.iter().zip(&layers).map(|(level, blob)| layer_descriptor(level, blob)).collect::<Result<Vec<_>>>()?)
+        .annotations(HashMap::from([(SBOM_ANNOTATION.to_string(), sbom.digest.clone())]))
         .build()?;
     let manifest = write_blob(&blobs, &canonical_json(&manifest)?)?;
     let mut entry = descriptor(MediaType::ImageManifest, &manifest.digest, manifest.size, index_annotations)?;
@@ -80,17 +95,17 @@ pub fn write_layout(dir: &Path, levels: &[Level], epoch: u64, index_annotations:
     write_file(&dir.join("index.json"), &canonical_json(&index)?)?;
     let layout = OciLayoutBuilder::default().image_layout_version("1.0.0").build()?;
     write_file(&dir.join("oci-layout"), &canonical_json(&layout)?)?;
-    Ok(Image { manifest, config, layers, rootfs_digest: top.digest.clone() })
+    Ok(Image { manifest, config, layers, sbom, rootfs_digest: top.digest.clone() })
 }
 
 /// The layer of one level: all of it for the base, the difference over its parent otherwise.
-fn write_level(blobs: &Path, lower: Option<&Level>, level: &Level, epoch: u64) -> Result<LayerBlob> {
+fn write_level(blobs: &Path, lower: Option<&Level>, level: &Level, epoch: u64, progress: &indicatif::ProgressBar) -> Result<LayerBlob> {
     let members = diff::layer(
         lower.map(|l| Side { manifest: &l.manifest, hashes: &l.hashes }),
         Side { manifest: &level.manifest, hashes: &level.hashes },
     );
     let tmp = tempfile::NamedTempFile::new_in(blobs).at(blobs)?;
-    let (file, blob) = layer::write_layer(&members, &level.tree, epoch, std::io::BufWriter::new(tmp))?;
+    let (file, blob) = layer::write_layer(&members, &level.tree, epoch, std::io::BufWriter::new(tmp), progress)?;
     let tmp = file.into_inner().map_err(|e| ExportError::Io { context: "writing a layer".into(), source: e.into_error() })?;
     let path = blobs.join(hex_of(&blob.digest));
     tmp.persist(&path).map_err(|e| ExportError::Io { context: path.display().to_string(), source: e.error })?;

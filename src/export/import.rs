@@ -23,6 +23,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use super::imported::{self, ImageRecord};
 use super::layer::CAPABILITY_RECORD;
 use super::{Context, ExportError, Result};
 use crate::resolve::{Entry, Kind, Manifest, Reason};
@@ -32,24 +33,47 @@ use crate::rootfs::{Built, Store};
 /// What `import` did.
 pub struct Imported {
     pub built: Built,
-    /// What of the image the store cannot hold (block devices, fifos).
+    /// What of the image was left out or kept only because asked (devices,
+    /// fifos, file capabilities), and name clashes.
     pub notes: Vec<String>,
+    /// The record `sandbox run IMAGE` reads.
+    pub image: ImageRecord,
+}
+
+/// What `import` is asked to do besides reading the image.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Keep the file capabilities of the image's files (`--keep-caps`);
+    /// by default they are dropped: a capability is root's power in a file.
+    pub keep_caps: bool,
 }
 
 /// Import the image at `source` (a layout directory, or a tar of one or of
-/// `docker save`) into the store under `state`.
-pub fn import(source: &Path, name: Option<&str>, store: &Store, state: &Path) -> Result<Imported> {
+/// `docker save`) into the store under `state`, named `name` (else from
+/// its title label, else `imported`).
+pub fn import(source: &Path, name: Option<&str>, options: Options, store: &Store, state: &Path) -> Result<Imported> {
     let started = Instant::now();
+    if let Some(name) = name.filter(|n| !imported::valid_name(n)) {
+        return Err(ExportError::Invalid(format!(
+            "`{}` cannot name an image\n  fix: use lower-case letters, digits and `-`, starting with a letter or digit (up to 63)",
+            name.escape_debug()
+        )));
+    }
     let tmp = state.join("store/tmp");
     let staging = tempfile::Builder::new().prefix("import-").tempdir_in(&tmp).at(&tmp)?;
     let dir = if source.is_dir() { source.to_path_buf() } else { unpack_archive(source, &staging.path().join("archive"))? };
     let image = open_image(&dir)?;
     let mut tree = Tree::new(staging.path().join("content")).at(staging.path())?;
+    tree.keep_caps = options.keep_caps;
     for (number, layer) in image.layers.iter().enumerate() {
         let label = format!("layer {} of {}", number + 1, source.display());
         apply_layer(&mut tree, layer, &label)?;
     }
-    let name = name.map(str::to_owned).or_else(|| title(&image.config)).unwrap_or_else(|| "imported".into());
+    tree.note_capabilities();
+    let name = name
+        .map(str::to_owned)
+        .or_else(|| title(&image.config).and_then(|t| imported::name_from_title(&t)))
+        .unwrap_or_else(|| "imported".into());
     let manifest = Manifest { entries: tree.entries, notes: Vec::new() };
     let built = store
         .build(&name, &manifest, &tree.hashes, started, &indicatif::ProgressBar::hidden())
@@ -57,7 +81,26 @@ pub fn import(source: &Path, name: Option<&str>, store: &Store, state: &Path) ->
     if !built.reused {
         point_record_at_tree(&built)?;
     }
-    Ok(Imported { built, notes: tree.notes })
+    let record = image_record(&name, &built.digest, image.config.as_ref());
+    record.write(state)?;
+    let mut notes = tree.notes;
+    if crate::profile::ready().iter().any(|p| p.name == name) {
+        notes.push(format!("a ready profile is also named `{name}`: run the image as `sandbox run {}{name}`", imported::PREFIX));
+    }
+    Ok(Imported { built, notes, image: record })
+}
+
+/// What of the image's config a run uses.
+fn image_record(name: &str, digest: &str, config: Option<&ImageConfiguration>) -> ImageRecord {
+    let mut record = ImageRecord { name: name.into(), digest: digest.into(), ..ImageRecord::default() };
+    if let Some(c) = config.and_then(|c| c.config().as_ref()) {
+        record.user = c.user().clone().unwrap_or_default();
+        record.env = c.env().clone().unwrap_or_default();
+        record.workdir = c.working_dir().clone().unwrap_or_default();
+        record.entrypoint = c.entrypoint().clone().unwrap_or_default();
+        record.cmd = c.cmd().clone().unwrap_or_default();
+    }
+    record
 }
 
 /// An image's config and its layers, base first.
@@ -286,6 +329,9 @@ struct Tree {
     content: PathBuf,
     staged: u64,
     notes: Vec<String>,
+    keep_caps: bool,
+    /// Files whose capability was dropped (or kept, with --keep-caps), for one note.
+    capabilities: Vec<PathBuf>,
 }
 
 /// One member of a layer, read but not yet applied: whiteouts of a layer
@@ -308,7 +354,29 @@ impl Tree {
             content,
             staged: 0,
             notes: Vec::new(),
+            keep_caps: false,
+            capabilities: Vec::new(),
         })
+    }
+
+    /// One note for the file capabilities of the image, whichever way they went.
+    fn note_capabilities(&mut self) {
+        // Only those still in the tree: a later layer may have replaced the file.
+        let present: std::collections::BTreeSet<String> = self
+            .capabilities
+            .iter()
+            .filter(|p| self.entries.get(*p).is_some_and(|e| matches!(e.kind, Kind::File { .. })))
+            .map(|p| p.display().to_string())
+            .collect();
+        if present.is_empty() {
+            return;
+        }
+        let list = present.into_iter().collect::<Vec<_>>().join(", ");
+        self.notes.push(if self.keep_caps {
+            format!("kept the file capabilities of {list} (--keep-caps): these programs gain privileges when run")
+        } else {
+            format!("dropped the file capabilities of {list}; import with --keep-caps to keep them")
+        });
     }
 
     /// Write a file's content to the staging directory; its path and sha256.
@@ -463,7 +531,13 @@ fn read_member<R: Read>(tree: &mut Tree, member: &mut tar::Entry<R>, label: &str
         .map_err(|_| ExportError::Invalid(format!("{}: uid out of range", name.display())))?;
     let gid = u32::try_from(header.gid().context(|| name.display().to_string())?)
         .map_err(|_| ExportError::Invalid(format!("{}: gid out of range", name.display())))?;
-    let capability = capability(member)?;
+    let mut capability = capability(member)?;
+    if capability.is_some() && matches!(header.entry_type(), EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse) {
+        tree.capabilities.push(path.clone());
+        if !tree.keep_caps {
+            capability = None;
+        }
+    }
     let entry = |kind| Entry { path: path.clone(), kind, mode, uid, gid, capability: capability.clone(), reason: imported(label) };
     let change = match header.entry_type() {
         EntryType::Directory => Change::Put(entry(Kind::Dir), None),
@@ -488,6 +562,16 @@ fn read_member<R: Read>(tree: &mut Tree, member: &mut tar::Entry<R>, label: &str
         EntryType::Char => {
             let major = header.device_major().ok().flatten().unwrap_or(0);
             let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            // Only the harmless devices every rootfs has (/dev/null ...) at their own
+            // path and number; any other device node (a /home/mem 1,1 reads host memory) is dropped.
+            let standard = crate::resolve::skeleton::DEVICES.iter().any(|(p, ma, mi)| Path::new(p) == path && (*ma, *mi) == (major, minor));
+            if !standard {
+                tree.notes.push(format!(
+                    "{} ({label}) is a character device {major},{minor}: left out (a device node in an image can reach the host's hardware)",
+                    path.display()
+                ));
+                return Ok(None);
+            }
             Change::Put(entry(Kind::Device { major, minor }), None)
         }
         EntryType::Block | EntryType::Fifo => {

@@ -70,12 +70,22 @@ pub fn gzip<W: Write>(out: W) -> flate2::write::GzEncoder<W> {
 
 /// Write the layer of `members` to `out` (gzip), reading file contents from
 /// `tree`, the level's stored rootfs.
-pub fn write_layer<W: Write>(members: &BTreeMap<PathBuf, Change>, tree: &Path, mtime: u64, out: W) -> Result<(W, LayerBlob)> {
+/// `progress` moves a step per member.
+pub fn write_layer<W: Write>(
+    members: &BTreeMap<PathBuf, Change>,
+    tree: &Path,
+    mtime: u64,
+    out: W,
+    progress: &indicatif::ProgressBar,
+) -> Result<(W, LayerBlob)> {
     let compressed = Hashing::new(out);
     let uncompressed = Hashing::new(gzip(compressed));
     let mut builder = tar::Builder::new(uncompressed);
+    progress.set_position(0);
+    progress.set_length(members.len() as u64);
     for (path, change) in members {
         append_member(&mut builder, path, change, tree, mtime)?;
+        progress.inc(1);
     }
     let uncompressed = builder.into_inner().context(|| "finishing the layer tar".into())?;
     let (gz, diff_id, _) = uncompressed.finish();
@@ -233,8 +243,10 @@ mod tests {
             ping,
         ];
         let tree = tempfile::tempdir().unwrap();
-        let (first, blob) = write_layer(&members(&entries), tree.path(), 0, Vec::new()).unwrap();
-        let (again, _) = write_layer(&members(&entries), tree.path(), 0, Vec::new()).unwrap();
+        let (first, blob) = write_layer(&members(&entries), tree.path(), 0, Vec::new(), &indicatif::ProgressBar::hidden()).unwrap();
+        let progress = indicatif::ProgressBar::hidden();
+        let (again, _) = write_layer(&members(&entries), tree.path(), 0, Vec::new(), &progress).unwrap();
+        assert_eq!(progress.position(), members(&entries).len() as u64, "the bar moves a step per member");
         assert_eq!(first, again);
         assert_eq!(blob.size, first.len() as u64);
         assert_eq!(&first[..4], &[0x1f, 0x8b, 8, 0], "gzip, no flags (no name)");

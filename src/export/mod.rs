@@ -13,8 +13,10 @@ pub mod chain;
 pub mod diff;
 pub mod image;
 pub mod import;
+pub mod imported;
 pub mod k8s;
 pub mod layer;
+pub mod sbom;
 
 use std::io;
 use std::path::{Path, PathBuf};

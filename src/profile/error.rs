@@ -80,6 +80,8 @@ pub(super) struct ProfileText {
     pub source: Source,
     /// Where relative paths in this file start; `None` for a ready profile.
     pub dir: Option<PathBuf>,
+    /// Set for the profile of an imported image.
+    pub image: Option<super::types::ImageBase>,
 }
 
 impl ProfileText {

@@ -35,6 +35,7 @@ pub fn load(spec: &str, cwd: &Path) -> Result<Profile, ProfileError> {
         let from = match &file.source {
             Source::Embedded(name) => format!("ready:{name}"),
             Source::File(path) => format!("file:{}", path.display()),
+            Source::Image(name) => format!("image:{name}"),
         };
         for part in [from.as_bytes(), file.text.as_bytes()] {
             fingerprint.update((part.len() as u64).to_le_bytes());
@@ -54,6 +55,10 @@ pub fn load(spec: &str, cwd: &Path) -> Result<Profile, ProfileError> {
     let mut base_first = layers.into_iter().rev();
     let base = base_first.next().ok_or_else(|| ProfileError::new(spec, None, "empty profile chain".into(), "report this bug".into()))?;
     let mut profile = merge::finish(base_first.fold(base, merge::merge), source, names)?;
+    // An image imported again under the same name is another rootfs.
+    if let Some(image) = &profile.image {
+        fingerprint.update(image.digest.as_bytes());
+    }
     profile.fingerprint = hex::encode(fingerprint.finalize());
     Ok(profile)
 }
@@ -70,6 +75,9 @@ fn is_path(spec: &str) -> bool {
 }
 
 fn open_spec(spec: &str, cwd: &Path) -> Result<ProfileText, ProfileError> {
+    if let Some(name) = spec.strip_prefix(IMAGE_PREFIX) {
+        return open_image(name, None)?.ok_or_else(|| no_image(spec, None));
+    }
     if is_path(spec) {
         return read_file(spec.to_owned(), &cwd.join(spec)).map_err(|reason| {
             ProfileError::new(
@@ -80,9 +88,44 @@ fn open_spec(spec: &str, cwd: &Path) -> Result<ProfileText, ProfileError> {
             )
         });
     }
-    open_ready(spec).ok_or_else(|| {
+    if let Some(ready) = open_ready(spec) {
+        return Ok(ready);
+    }
+    // `sandbox run NAME` for a name `sandbox import` gave.
+    open_image(spec, None)?.ok_or_else(|| {
         ProfileError::new(spec, None, format!("no ready profile is named `{}`", spec.escape_debug()), unknown_ready_fix(spec))
     })
+}
+
+use crate::export::imported::PREFIX as IMAGE_PREFIX;
+
+/// The profile of an image `sandbox import` stored: None when there is none of that name.
+fn open_image(name: &str, origin: Option<&super::types::Origin>) -> Result<Option<ProfileText>, ProfileError> {
+    let fail = |e: crate::export::ExportError| match origin {
+        Some(origin) => ProfileError::at(origin, e.to_string(), "check `sandbox import`'s output for the image's name".into()),
+        None => ProfileError::new(name, None, e.to_string(), "check `sandbox import`'s output for the image's name".into()),
+    };
+    let state = crate::state::home();
+    let Some(record) = crate::export::imported::ImageRecord::find(&state, name).map_err(fail)? else { return Ok(None) };
+    let store = crate::rootfs::Store::open(&state)
+        .map_err(|e| fail(crate::export::ExportError::Io { context: state.display().to_string(), source: e }))?;
+    let text = record.profile_toml(&store).map_err(fail)?;
+    Ok(Some(ProfileText {
+        display: format!("{IMAGE_PREFIX}{name}"),
+        text,
+        source: Source::Image(name.to_owned()),
+        dir: None,
+        image: Some(super::types::ImageBase { name: name.to_owned(), digest: record.digest }),
+    }))
+}
+
+fn no_image(spec: &str, origin: Option<&super::types::Origin>) -> ProfileError {
+    let cause = format!("no imported image is named `{}`", spec.trim_start_matches(IMAGE_PREFIX).escape_debug());
+    let fix = "import it first: `sandbox import DIR_OR_ARCHIVE --name NAME`".to_string();
+    match origin {
+        Some(origin) => ProfileError::at(origin, cause, fix),
+        None => ProfileError::new(spec, None, cause, fix),
+    }
 }
 
 fn open_parent(extends: &Located<String>, child: &ProfileText) -> Result<ProfileText, ProfileError> {
@@ -90,6 +133,9 @@ fn open_parent(extends: &Located<String>, child: &ProfileText) -> Result<Profile
     let error = |cause: String, fix: String| ProfileError::at(&extends.origin, cause, fix);
     if spec.is_empty() {
         return Err(error("`extends` is empty".into(), format!("name a ready profile ({}) or a .toml file", ready::names())));
+    }
+    if let Some(name) = spec.strip_prefix(IMAGE_PREFIX) {
+        return open_image(name, Some(&extends.origin))?.ok_or_else(|| no_image(spec, Some(&extends.origin)));
     }
     if !is_path(spec) {
         return open_ready(spec).ok_or_else(|| {
@@ -123,6 +169,7 @@ fn open_ready(name: &str) -> Option<ProfileText> {
         text: profile.source.to_owned(),
         source: Source::Embedded(name.to_owned()),
         dir: None,
+        image: None,
     })
 }
 
@@ -147,7 +194,7 @@ fn read_file(display: String, path: &Path) -> Result<ProfileText, String> {
     // Canonical, so that two spellings of one file are one file for cycle checks.
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = absolute.parent().map(PathBuf::from);
-    Ok(ProfileText { display, text, source: Source::File(absolute), dir })
+    Ok(ProfileText { display, text, source: Source::File(absolute), dir, image: None })
 }
 
 fn io_reason(error: &std::io::Error) -> String {

@@ -17,6 +17,7 @@ pub(super) struct Layer {
     pub limits: Limits,
     pub network: Option<NetworkMode>,
     pub mounts: Vec<MountSpec>,
+    pub image: Option<ImageBase>,
 }
 
 #[derive(Default)]
@@ -66,6 +67,7 @@ pub(super) fn merge(parent: Layer, child: Layer) -> Layer {
         },
         network: child.network.or(parent.network),
         mounts: unique(parent.mounts, child.mounts, |a, b| (&a.source, &a.target, a.readonly) == (&b.source, &b.target, b.readonly)),
+        image: child.image.or(parent.image),
     }
 }
 
@@ -117,6 +119,7 @@ pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Resu
         network: merged.network.unwrap_or(NetworkMode::Loopback),
         mounts: merged.mounts,
         fingerprint: String::new(),
+        image: merged.image,
     })
 }
 

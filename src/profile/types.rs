@@ -135,6 +135,17 @@ pub enum Source {
     Embedded(String),
     /// A file on disk (absolute path).
     File(PathBuf),
+    /// An image `sandbox import` stored, by name (`image:NAME`).
+    Image(String),
+}
+
+/// An imported image a profile builds on (`extends = "image:NAME"`, or
+/// `sandbox run NAME`): its tree in the store is the base of the rootfs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBase {
+    pub name: String,
+    /// The rootfs digest of the imported tree.
+    pub digest: String,
 }
 
 /// A fully merged, validated profile.
@@ -156,4 +167,7 @@ pub struct Profile {
     /// came from: the profile's part of the store record's key.
     #[serde(default)]
     pub fingerprint: String,
+    /// The imported image the rootfs starts from, if any.
+    #[serde(default)]
+    pub image: Option<ImageBase>,
 }

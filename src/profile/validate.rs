@@ -33,6 +33,7 @@ pub(super) fn layer(file: &ProfileText, raw: RawProfile) -> Result<Layer, Profil
         limits: check.limits(raw.limits)?,
         network: raw.network.and_then(|n| n.mode).map(|m| check.value(m, |s| network_mode(s))).transpose()?,
         mounts: check.all(raw.mounts, |m| check.mount(m))?,
+        image: file.image.clone(),
     })
 }
 

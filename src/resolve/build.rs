@@ -99,6 +99,13 @@ impl<'h> Resolver<'h> {
         }
     }
 
+    /// Start from an existing tree (an imported image): what the profile
+    /// adds only fills in what the image does not have.
+    pub fn starting_from(mut self, base: Manifest) -> Self {
+        self.manifest = base;
+        self
+    }
+
     /// Everything the profile's rootfs holds.
     pub fn resolve(mut self, profile: &Profile) -> Result<Manifest, ResolveError> {
         self.add_skeleton(profile);

@@ -22,6 +22,10 @@ pub enum ResolveError {
     /// is the profile line that (through a chain of reasons) brought it in.
     #[error("{}{}: {cause}\n  fix: {fix}", .origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), shown(.path))]
     Host { origin: Option<Origin>, path: PathBuf, cause: String, fix: String },
+
+    /// The imported image a profile builds on is not in the store (the message says why and the fix).
+    #[error("{0}")]
+    Image(String),
 }
 
 /// A path in a message: lossy for bytes that are not UTF-8, escaped so that a

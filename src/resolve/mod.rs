@@ -24,6 +24,13 @@ pub fn resolve_profile(profile: &crate::profile::Profile) -> Result<(Manifest, d
     let root = std::path::Path::new("/");
     let search = search::LibrarySearch::from_root(root);
     let dpkg = dpkg::Dpkg::load(root);
-    let manifest = Resolver::new(&search, &dpkg).resolve(profile)?;
+    let mut resolver = Resolver::new(&search, &dpkg);
+    if let Some(image) = &profile.image {
+        // An imported image's tree is the start; the profile adds to it (see export::imported).
+        let store = crate::rootfs::Store::open(&crate::state::home()).map_err(|e| ResolveError::Image(format!("the store: {e}")))?;
+        let (base, _) = crate::export::imported::base_of(&store, &image.digest).map_err(|e| ResolveError::Image(e.to_string()))?;
+        resolver = resolver.starting_from(base);
+    }
+    let manifest = resolver.resolve(profile)?;
     Ok((manifest, dpkg))
 }

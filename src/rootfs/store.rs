@@ -114,8 +114,15 @@ impl Store {
             let tmp = tempfile::Builder::new().prefix("build-").tempdir_in(&tmp_dir).map_err(|e| at(&tmp_dir, e))?;
             let tree = tmp.path().join("rootfs");
             fs::create_dir(&tree).map_err(|e| at(&tree, e))?;
-            materialize::materialize(&tree, manifest, hashes, &Blobs::new(self.root.join("blobs")), Content::HardLink)
-                .map_err(|e| at(&tree, e))?;
+            materialize::materialize_with_progress(
+                &tree,
+                manifest,
+                hashes,
+                &Blobs::new(self.root.join("blobs")),
+                Content::HardLink,
+                progress,
+            )
+            .map_err(|e| at(&tree, e))?;
             let record = Record { name: name.into(), digest: digest.clone(), hashes: hashes.clone(), manifest: manifest.clone() };
             let record_tmp = tmp.path().join("record.json");
             fs::write(&record_tmp, serde_json::to_vec(&record).map_err(io::Error::other)?).map_err(|e| at(&record_tmp, e))?;

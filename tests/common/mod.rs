@@ -63,3 +63,95 @@ pub fn profile_path(name: &str) -> PathBuf {
     std::fs::copy(&source, &copy).unwrap();
     copy
 }
+
+/// True when the program is on PATH. Without it: a skip with the reason, or a
+/// failure under CI=true (.ci/run installs it).
+pub fn need_program(program: &str, install: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(!in_ci(), "CI=true: `{program}` is missing; .ci/run installs it");
+        eprintln!("skipped: `{program}` is not installed ({install})");
+    }
+    found
+}
+
+/// podman with a storage of its own (so the host's images and containers
+/// are never touched), runc and cgroupfs as this kind of machine needs
+/// (PEERS.md), no events journal.
+pub struct Podman {
+    pub storage: tempfile::TempDir,
+}
+
+impl Podman {
+    /// None (with the reason printed) when podman is missing or cannot run here.
+    pub fn new() -> Option<Podman> {
+        if !need_root("podman as root with a storage of its own") || !need_program("podman", "apt-get install podman") {
+            return None;
+        }
+        let podman = Podman { storage: tempfile::tempdir().unwrap() };
+        // podman's default ulimits are above what this machine allows (PEERS.md); `kube play` has no
+        // --ulimit, so they are set for every command here.
+        std::fs::write(
+            podman.storage.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
+        )
+        .unwrap();
+        let info = podman.sh("info");
+        if !info.status.success() {
+            assert!(!in_ci(), "CI=true: podman does not run here: {}", stderr(&info));
+            eprintln!("skipped: podman does not run here: {}", stderr(&info));
+            return None;
+        }
+        Some(podman)
+    }
+
+    /// The podman command line with this storage.
+    pub fn command(&self) -> String {
+        format!(
+            "CONTAINERS_CONF={0}/containers.conf podman --root {0}/root --runroot {0}/run --tmpdir {0}/tmp --storage-driver vfs --runtime runc --cgroup-manager cgroupfs --events-backend none",
+            self.storage.path().display()
+        )
+    }
+
+    /// Run `podman ARGS` (a shell fragment) in a shell.
+    pub fn sh(&self, args: &str) -> Output {
+        run(Command::new("sh").arg("-c").arg(format!("{} {args}", self.command())).stdin(std::process::Stdio::null()))
+    }
+
+    /// Run a container-starting podman command with no cgroups of its own (they
+    /// would go to the hierarchy root) and, on a v1 hybrid, cgroup2 hidden in a
+    /// private mount namespace (PEERS.md); the default ulimits are too low.
+    pub fn sh_isolated(&self, args: &str) -> Output {
+        let hybrid = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some("/sys/fs/cgroup/unified"));
+        let hide = if hybrid {
+            "umount /sys/fs/cgroup/unified && mount -t tmpfs -o size=1m sandbox-scratch /sys/fs/cgroup/unified && "
+        } else {
+            ""
+        };
+        let script = format!("{hide}exec env {} {args}", self.command());
+        run(Command::new("timeout")
+            .args(["300", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(script)
+            .stdin(std::process::Stdio::null()))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Containers and pods of this storage only; then the storage goes with the directory.
+        let _ = self.sh("pod rm --all --force");
+        let _ = self.sh("rm --all --force");
+        let _ = self.sh("volume rm --all --force");
+        let _ = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("umount -R {0}/root/overlay 2>/dev/null; umount -R {0}/run 2>/dev/null; true", self.storage.path().display())));
+    }
+}
