@@ -10,6 +10,7 @@ mod instances;
 mod lab;
 mod output;
 mod run;
+mod serve;
 mod why;
 
 use std::path::PathBuf;
@@ -145,6 +146,16 @@ enum Command {
     Export(export::ExportArgs),
     /// Import an OCI image (layout or archive) into the store as a rootfs.
     Import(export::ImportArgs),
+    /// Serve the class: an instance per student, a web terminal each, the teacher's dashboard.
+    Serve(serve::ServeArgs),
+    /// The ssh way into your own instance (for sshd's ForceCommand; needs a running serve).
+    Login,
+    /// (started by `serve`) the unprivileged web process.
+    #[command(hide = true)]
+    ServeWeb {
+        #[arg(long)]
+        config: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,6 +236,9 @@ pub fn main() -> ExitCode {
         Command::Doctor { json } => info::doctor(json),
         Command::Export(args) => export::export(args),
         Command::Import(args) => export::import(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Login => serve::login(),
+        Command::ServeWeb { config } => serve::web(&config),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sandbox", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
