@@ -16,6 +16,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const terminal = openTerminal(document.getElementById("terminal"), `?shell=${shell}`, {
     onStatus: (kind, detail) => {
       if (kind === "title") return;
+      document.getElementById("terminal-pane").dataset.state = kind;
       const text = statusText[kind] ? statusText[kind][lang] : "";
       document.getElementById("status").textContent = detail && kind !== "connected" ? `${text} (${detail})` : text;
     },
