@@ -31,6 +31,9 @@ pub const TEACHER: &str = "teacher";
 const SESSION_SECONDS: u64 = 14 * 24 * 3600;
 /// Sessions kept at most (oldest dropped first): a bound on the file.
 const MAX_SESSIONS: usize = 4096;
+/// Sessions one person may hold (their oldest go first), so that logging in
+/// again and again never pushes anyone else's session out.
+const SESSIONS_PER_PERSON: usize = 32;
 
 pub fn dir(state: &Path) -> PathBuf {
     state.join("serve")
@@ -147,6 +150,9 @@ pub struct SessionRecord {
     /// The hash of the token the session was opened with.
     pub from: String,
     pub expires: u64,
+    /// When it was made (nanoseconds), to find a person's oldest.
+    #[serde(default)]
+    pub created: u128,
 }
 
 /// The helper's view of tokens and sessions: the files, cached and re-read
@@ -193,11 +199,22 @@ impl Store {
         let cookie = random_secret()?;
         let now = now();
         self.sessions.retain(|_, s| s.expires > now);
+        let mut own: Vec<(u128, String)> =
+            self.sessions.iter().filter(|(_, s)| s.who == person).map(|(k, s)| (s.created, k.clone())).collect();
+        own.sort();
+        for (_, key) in own.iter().take((own.len() + 1).saturating_sub(SESSIONS_PER_PERSON)) {
+            self.sessions.remove(key);
+        }
         while self.sessions.len() >= MAX_SESSIONS {
             let oldest = self.sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone());
             oldest.map(|k| self.sessions.remove(&k));
         }
-        self.sessions.insert(hash(&cookie), SessionRecord { who: person.clone(), from: hash(token), expires: now + SESSION_SECONDS });
+        self.sessions.insert(hash(&cookie), SessionRecord {
+                who: person.clone(),
+                from: hash(token),
+                expires: now + SESSION_SECONDS,
+                created: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+            });
         self.save_sessions()?;
         Ok(Some((cookie, person)))
     }
@@ -261,6 +278,23 @@ mod tests {
         assert!(store.person_of_session(&cookie).unwrap().is_none());
         assert!(store.person_of_token(&alice_token).unwrap().is_none());
         assert_eq!(store.person_of_token(&new_token).unwrap().as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn one_person_logging_in_again_and_again_keeps_others_sessions() {
+        let state = tempfile::tempdir().unwrap();
+        let issued = issue_missing(state.path(), &["alice".into(), "bob".into()]).unwrap();
+        let token = |name: &str| issued.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        let mut store = Store::open(state.path()).unwrap();
+        let (bob, _) = store.open_session(&token("bob")).unwrap().unwrap();
+        let mut alice = Vec::new();
+        for _ in 0..(SESSIONS_PER_PERSON + 5) {
+            alice.push(store.open_session(&token("alice")).unwrap().unwrap().0);
+        }
+        assert!(store.person_of_session(&bob).unwrap().is_some(), "bob's session stays");
+        assert!(store.person_of_session(alice.last().unwrap()).unwrap().is_some());
+        let live = alice.iter().filter(|c| store.person_of_session(c).unwrap().is_some()).count();
+        assert_eq!(live, SESSIONS_PER_PERSON);
     }
 
     #[test]
