@@ -67,7 +67,9 @@ fn need_root(what: &str) -> Result<(), Failure> {
         return Ok(());
     }
     Err(Failure {
-        message: format!("{what} needs root: it starts the class's instances and opens shells in them\n  fix: run it with sudo (the web part drops to --user)"),
+        message: format!(
+            "{what} needs root: it starts the class's instances and opens shells in them\n  fix: run it with sudo (the web part drops to --user)"
+        ),
     })
 }
 
@@ -107,9 +109,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         (Some(cert), Some(key)) => Some((open(cert)?, open(key)?)),
         _ => None,
     };
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| Failure {
-        message: format!("cannot listen on {listen}: {e}\n  fix: choose a free port with --listen ADDR:PORT"),
-    })?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| Failure { message: format!("cannot listen on {listen}: {e}\n  fix: choose a free port with --listen ADDR:PORT") })?;
     let login_listener = crate::serve::login::listen(&args.login_socket)
         .map_err(|e| Failure { message: format!("{}: {e}", args.login_socket.display()) })?;
 
@@ -189,7 +190,9 @@ fn origins_for(listen: SocketAddr, tls: bool, extra: &[String]) -> Result<Vec<St
         let origin = origin.trim_end_matches('/');
         let valid = (origin.starts_with("http://") || origin.starts_with("https://")) && !origin.split_once("://").unwrap().1.contains('/');
         if !valid {
-            return Err(Failure { message: format!("--origin {origin}: not an origin\n  fix: scheme and host only, e.g. https://class.example.org") });
+            return Err(Failure {
+                message: format!("--origin {origin}: not an origin\n  fix: scheme and host only, e.g. https://class.example.org"),
+            });
         }
         origins.push(origin.to_string());
     }
@@ -239,7 +242,9 @@ fn rotate_token(name: &str, json: bool) -> Result<ExitCode, Failure> {
     let known = tokens::read_tokens(&state)?;
     if !known.contains_key(name) {
         return Err(Failure {
-            message: format!("nobody called `{name}` has a token\n  fix: `sandbox serve` gives every student of --names-from one, and the teacher"),
+            message: format!(
+                "nobody called `{name}` has a token\n  fix: `sandbox serve` gives every student of --names-from one, and the teacher"
+            ),
         });
     }
     let base: String = std::fs::read(tokens::dir(&state).join("url"))

@@ -41,12 +41,7 @@ impl Class {
             title: text(&lab.spec.title),
             goal: text(&lab.spec.goal),
             readme: Texts { en: readme("en"), ko: readme("ko") },
-            checks: lab
-                .spec
-                .checks
-                .iter()
-                .map(|c| CheckInfo { id: c.id.clone(), title: text(&c.title), hint: text(&c.hint) })
-                .collect(),
+            checks: lab.spec.checks.iter().map(|c| CheckInfo { id: c.id.clone(), title: text(&c.title), hint: text(&c.hint) }).collect(),
         })
     }
 }

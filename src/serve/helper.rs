@@ -53,17 +53,15 @@ pub struct Helper {
     busy: Mutex<HashSet<String>>,
     progress: Mutex<BTreeMap<String, CheckReport>>,
     status: Mutex<Option<(Instant, Vec<StudentStatus>)>>,
-    lab: Option<protocol::LabInfo>,
+    lab: Option<Box<protocol::LabInfo>>,
 }
 
 impl Helper {
     pub fn new(class: Class, state: &Path) -> io::Result<Helper> {
-        let progress = std::fs::read(tokens::dir(state).join("progress.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let progress =
+            std::fs::read(tokens::dir(state).join("progress.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         Ok(Helper {
-            lab: class.lab_info(),
+            lab: class.lab_info().map(Box::new),
             class,
             state: state.to_path_buf(),
             store: Mutex::new(Store::open(state)?),
@@ -151,11 +149,7 @@ impl Helper {
     /// A person of this class: the teacher, or one of its students (a token
     /// file may hold people of another serve of the same state directory).
     fn person(&self, key: &str) -> Option<Who> {
-        if key == TEACHER {
-            Some(Who::Teacher)
-        } else {
-            self.class.has(key).then(|| Who::Student(key.to_string()))
-        }
+        if key == TEACHER { Some(Who::Teacher) } else { self.class.has(key).then(|| Who::Student(key.to_string())) }
     }
 
     fn who(&self, cookie: &str) -> Result<Who, Reply> {
@@ -344,7 +338,9 @@ impl Helper {
         let students = self.targets(cookie, student)?;
         let [student] = students.as_slice() else { return Err(Reply::Failed("check one student at a time".into())) };
         let _busy = self.claim(std::slice::from_ref(student))?;
-        let output = self.output(&["lab".into(), "check".into(), lab.id.clone(), "--name".into(), student.clone(), "--json".into()]).map_err(fail)?;
+        let output = self
+            .output(&["lab".into(), "check".into(), lab.id.clone(), "--name".into(), student.clone(), "--json".into()])
+            .map_err(fail)?;
         let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
             Reply::Failed(format!("the check did not run: {}", crate::serve::printable(&String::from_utf8_lossy(&output.stderr))))
         })?;
@@ -380,11 +376,8 @@ impl Helper {
         {
             return rows.clone();
         }
-        let ps: Vec<serde_json::Value> = self
-            .output(&["ps".into(), "--json".into()])
-            .ok()
-            .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-            .unwrap_or_default();
+        let ps: Vec<serde_json::Value> =
+            self.output(&["ps".into(), "--json".into()]).ok().and_then(|o| serde_json::from_slice(&o.stdout).ok()).unwrap_or_default();
         let progress = self.progress.lock().unwrap().clone();
         let rows: Vec<StudentStatus> = self
             .class
@@ -401,7 +394,8 @@ impl Helper {
                     uptime_seconds: number("uptime_seconds"),
                     memory_bytes: number("memory_bytes"),
                     pids: number("pids"),
-                    disk_bytes: number("disk_bytes").or_else(|| layer_bytes(&crate::instance::root(&self.state).join(&instance).join("upper"))),
+                    disk_bytes: number("disk_bytes")
+                        .or_else(|| layer_bytes(&crate::instance::root(&self.state).join(&instance).join("upper"))),
                     checks: last.map(|l| l.checks.iter().map(|c| (c.id.clone(), c.passed)).collect()).unwrap_or_default(),
                     checked_at: last.map(|l| l.at),
                     instance,

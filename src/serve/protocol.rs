@@ -46,19 +46,38 @@ pub enum Action {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Exchange a login token for a session.
-    Login { token: String },
+    Login {
+        token: String,
+    },
     /// Who holds this session cookie.
-    Whoami { cookie: String },
-    Logout { cookie: String },
+    Whoami {
+        cookie: String,
+    },
+    Logout {
+        cookie: String,
+    },
     /// A new shell in the session's own instance (students only): the reply
     /// carries the pty's master.
-    OpenShell { cookie: String, columns: u16, rows: u16 },
+    OpenShell {
+        cookie: String,
+        columns: u16,
+        rows: u16,
+    },
     /// The class table (teacher only).
-    Class { cookie: String },
+    Class {
+        cookie: String,
+    },
     /// Start, stop or reset one student's instance, or every one (teacher only).
-    Act { cookie: String, action: Action, student: Option<String> },
+    Act {
+        cookie: String,
+        action: Action,
+        student: Option<String>,
+    },
     /// Run the lab's checks: a student's own, or any student's for the teacher.
-    Check { cookie: String, student: Option<String> },
+    Check {
+        cookie: String,
+        student: Option<String>,
+    },
     /// The lab's texts (no credential: they are the same for everyone).
     Lab,
 }
@@ -117,14 +136,17 @@ pub struct LabInfo {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Reply {
-    Session { cookie: String, who: Who },
+    Session {
+        cookie: String,
+        who: Who,
+    },
     Who(Who),
     /// The shell's pty master is attached.
     Shell,
     Class(Vec<StudentStatus>),
     Done(String),
     Checked(CheckReport),
-    Lab(Option<LabInfo>),
+    Lab(Option<Box<LabInfo>>),
     Ok,
     /// Not allowed, or not a valid credential (the same answer for both).
     Denied(String),

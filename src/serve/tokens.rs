@@ -209,12 +209,15 @@ impl Store {
             let oldest = self.sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone());
             oldest.map(|k| self.sessions.remove(&k));
         }
-        self.sessions.insert(hash(&cookie), SessionRecord {
+        self.sessions.insert(
+            hash(&cookie),
+            SessionRecord {
                 who: person.clone(),
                 from: hash(token),
                 expires: now + SESSION_SECONDS,
                 created: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
-            });
+            },
+        );
         self.save_sessions()?;
         Ok(Some((cookie, person)))
     }

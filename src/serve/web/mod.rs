@@ -85,7 +85,12 @@ pub fn main(config: &str) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: WebConfig, listener: std::net::TcpListener, helper: OwnedFd, tls: Option<(Vec<u8>, Vec<u8>)>) -> std::io::Result<()> {
+async fn serve(
+    config: WebConfig,
+    listener: std::net::TcpListener,
+    helper: OwnedFd,
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+) -> std::io::Result<()> {
     let app = Arc::new(App {
         helper: HelperClient::start(helper)?,
         secure_cookie: tls.is_some() || config.origins.iter().any(|o| o.starts_with("https://")),
@@ -202,7 +207,12 @@ struct IndexQuery {
 
 type Shared = State<Arc<App>>;
 
-async fn index(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, Query(query): Query<IndexQuery>, headers: HeaderMap) -> Response {
+async fn index(
+    State(app): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(token) = query.token {
         if app.too_many_failures(peer.ip()) {
             return pages::message(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins from this address: wait a minute.");
@@ -396,7 +406,8 @@ fn csv_field(text: &str) -> String {
 }
 
 fn download(mut response: Response, name: &'static str) -> Response {
-    let value = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let value =
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
     response
 }
@@ -431,14 +442,11 @@ async fn websocket(
         return (StatusCode::SERVICE_UNAVAILABLE, "too many terminals open").into_response();
     }
     let cookie = session_cookie(&headers);
-    upgrade
-        .protocols([ttyd::PROTOCOL])
-        .max_message_size(256 * 1024)
-        .on_upgrade(move |socket| async move {
-            app.terminals.attached.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            terminal_session(&app, socket, cookie, query, peer.ip()).await;
-            app.terminals.attached.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        })
+    upgrade.protocols([ttyd::PROTOCOL]).max_message_size(256 * 1024).on_upgrade(move |socket| async move {
+        app.terminals.attached.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        terminal_session(&app, socket, cookie, query, peer.ip()).await;
+        app.terminals.attached.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    })
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -515,10 +523,8 @@ async fn terminal_session(app: &App, mut socket: WebSocket, cookie: Option<Strin
     let Some(mut viewer) = terminal.attach() else { return close(socket, 1013, "too many tabs on this terminal").await };
     let title = format!("{student}{}", if writable { "" } else { " (read-only)" });
     let preferences = serde_json::json!({"disableStdin": !writable});
-    let greeting = [
-        ttyd::frame(ttyd::SET_WINDOW_TITLE, title.as_bytes()),
-        ttyd::frame(ttyd::SET_PREFERENCES, preferences.to_string().as_bytes()),
-    ];
+    let greeting =
+        [ttyd::frame(ttyd::SET_WINDOW_TITLE, title.as_bytes()), ttyd::frame(ttyd::SET_PREFERENCES, preferences.to_string().as_bytes())];
     for frame in greeting {
         if socket.send(Message::Binary(frame.into())).await.is_err() {
             return terminal.detach(viewer.id);

@@ -78,7 +78,8 @@ impl Terminal {
         let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
         nix::fcntl::fcntl(&master, nix::fcntl::FcntlArg::F_SETFL(flags))?;
         // SAFETY: an OwnedFd stays open and the same until the AsyncFd drops it.
-        let master = unsafe { AsyncFd::register_with_interest(master, Interest::READABLE | Interest::WRITABLE) }.map_err(std::io::Error::from)?;
+        let master =
+            unsafe { AsyncFd::register_with_interest(master, Interest::READABLE | Interest::WRITABLE) }.map_err(std::io::Error::from)?;
         let (control, controls) = mpsc::channel(INPUT_QUEUE);
         let terminal = Arc::new(Terminal {
             shared: Mutex::new(Shared { scrollback: VecDeque::new(), viewers: Vec::new(), next_viewer: 1, unviewed: 0 }),
