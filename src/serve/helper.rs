@@ -137,7 +137,15 @@ impl Helper {
                 return Err(Reply::Denied("too many failed logins: wait a minute".into()));
             }
         }
-        match self.store.lock().unwrap().open_session(token).map_err(fail)? {
+        let mut store = self.store.lock().unwrap();
+        // Someone of this class (the tokens file may hold another serve's people).
+        let member = store.person_of_token(token).map_err(fail)?.and_then(|p| self.person(&p));
+        let session = match member {
+            Some(_) => store.open_session(token).map_err(fail)?,
+            None => None,
+        };
+        drop(store);
+        match session {
             Some((cookie, person)) => Ok(Reply::Session { cookie, who: self.person(&person).ok_or_else(denied)? }),
             None => {
                 self.failures.lock().unwrap().push(Instant::now());
@@ -296,6 +304,11 @@ impl Helper {
         }
         self.run(&args)?;
         self.place_lab_files(&new)?;
+        // A new instance has no work in it yet, whatever an old one of the same name had.
+        if !new.is_empty() {
+            self.progress.lock().unwrap().retain(|name, _| !new.contains(name));
+            self.save_progress();
+        }
         Ok(format!("started {}", stopped.join(" ")))
     }
 
@@ -562,6 +575,58 @@ fn layer_bytes(upper: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn class_of(students: &[&str]) -> (tempfile::TempDir, Helper) {
+        let state = tempfile::tempdir().unwrap();
+        let class = Class {
+            profile: "shell".into(),
+            lab: None,
+            students: students.iter().map(|s| s.to_string()).collect(),
+            exe: "/nonexistent/sandbox".into(),
+        };
+        let helper = Helper::new(class, state.path()).unwrap();
+        (state, helper)
+    }
+
+    fn session(helper: &Helper, state: &Path, person: &str) -> String {
+        let token = tokens::rotate(state, person).unwrap();
+        match helper.login(&token) {
+            Ok(Reply::Session { cookie, .. }) => cookie,
+            other => panic!("{person}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_helper_decides_who_reaches_what() {
+        let (state, helper) = class_of(&["alice", "bob"]);
+        let alice = session(&helper, state.path(), "alice");
+        let teacher = session(&helper, state.path(), TEACHER);
+        let denied = |r: Result<Vec<String>, Reply>| matches!(r, Err(Reply::Denied(_)));
+        assert_eq!(helper.targets(&alice, None).unwrap(), ["alice"]);
+        assert_eq!(helper.targets(&alice, Some("alice".into())).unwrap(), ["alice"]);
+        assert!(denied(helper.targets(&alice, Some("bob".into()))), "a student names another");
+        assert!(denied(helper.targets(&alice, Some("../bob".into()))));
+        assert_eq!(helper.targets(&teacher, Some("bob".into())).unwrap(), ["bob"]);
+        assert_eq!(helper.targets(&teacher, None).unwrap(), ["alice", "bob"]);
+        assert!(denied(helper.targets(&teacher, Some("carol".into()))), "not of this class");
+        assert!(denied(helper.targets(&"f".repeat(64), None)), "a made-up cookie");
+        assert!(matches!(helper.teacher(&alice), Err(Reply::Denied(_))));
+        assert!(helper.teacher(&teacher).is_ok());
+        // A student shell goes only to class members, whatever the caller asks.
+        assert!(helper.open_shell("carol", 80, 24, "xterm", Box::new(|_| {})).is_err());
+        // A token of someone outside this class (another serve's) logs nobody in.
+        let outsider = tokens::rotate(state.path(), "carol").unwrap();
+        assert!(matches!(helper.login(&outsider), Err(Reply::Denied(_))));
+    }
+
+    #[test]
+    fn failed_logins_are_limited() {
+        let (_state, helper) = class_of(&["alice"]);
+        for _ in 0..FAILED_LOGINS_PER_MINUTE {
+            assert!(matches!(helper.login(&"0".repeat(64)), Err(Reply::Denied(why)) if why == "not a valid login"));
+        }
+        assert!(matches!(helper.login(&"0".repeat(64)), Err(Reply::Denied(why)) if why.contains("too many")));
+    }
 
     #[test]
     fn term_values_are_terminfo_names_only() {
