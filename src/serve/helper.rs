@@ -486,16 +486,20 @@ impl Helper {
         let reply = |body: Reply, fd: Option<&OwnedFd>| {
             let _ = protocol::send(connection.as_fd(), &body, fd.map(|f| f.as_fd()));
         };
+        // The request first (the caller sends it at once), so a refusal is read, not reset;
+        // a caller that sends nothing is let go.
+        let limit = nix::sys::time::TimeVal::new(10, 0);
+        let _ = nix::sys::socket::setsockopt(&connection, nix::sys::socket::sockopt::ReceiveTimeout, &limit);
+        let mut buffer = vec![0u8; 4096];
+        let Ok(Received::Message(request, _)) = protocol::receive::<LoginRequest>(connection.as_fd(), &mut buffer) else {
+            return reply(Reply::Failed("a malformed login request".into()), None);
+        };
         let Ok(credentials) = nix::sys::socket::getsockopt(&connection, nix::sys::socket::sockopt::PeerCredentials) else {
             return reply(Reply::Denied("cannot tell who is calling".into()), None);
         };
         let user = nix::unistd::User::from_uid(credentials.uid().into()).ok().flatten().map(|u| u.name);
         let Some(student) = user.filter(|name| self.class.has(name)) else {
             return reply(Reply::Denied("your user name is not a student of the class on this server".into()), None);
-        };
-        let mut buffer = vec![0u8; 4096];
-        let Ok(Received::Message(request, _)) = protocol::receive::<LoginRequest>(connection.as_fd(), &mut buffer) else {
-            return reply(Reply::Failed("a malformed login request".into()), None);
         };
         let term = Some(request.term).filter(|t| valid_term(t)).unwrap_or_else(|| "xterm-256color".into());
         let (done_tx, done_rx) = std::sync::mpsc::channel();
