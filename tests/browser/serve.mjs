@@ -74,6 +74,13 @@ try {
     [cell, progress],
   );
   step(`the teacher's table changed: ${student} hello-file ✓, progress 2/2`);
+  if (process.env.SCREENSHOTS) {
+    await learner.page.screenshot({ path: path.join(process.env.SCREENSHOTS, "student.png") });
+    await teacher.page.click(`tr[data-student="${student}"] button:last-child`);
+    await teacher.page.waitForSelector("#viewer-terminal .xterm-rows");
+    await teacher.page.waitForTimeout(1000);
+    await teacher.page.screenshot({ path: path.join(process.env.SCREENSHOTS, "teacher.png"), fullPage: true });
+  }
 } catch (error) {
   failed = true;
   console.log(`FAILED: ${error.stack || error}`);
