@@ -20,6 +20,16 @@ fn the_ttyd_protocol_message_by_message() {
     }
     let _one = serialize();
     let serve = Serve::start(&["srv-proto"], None, &[]);
+    // The process that parses HTTP is not root and cannot become root again.
+    let web = serve.web_pid().expect("the web process");
+    let status = std::fs::read_to_string(format!("/proc/{web}/status")).unwrap();
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    assert_eq!(field("Uid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Gid:"), "65534 65534 65534 65534", "{status}");
+    assert_eq!(field("Groups:"), "");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("CapPrm:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
     let token = serve.token("srv-proto");
     rt().block_on(async {
         // The hello with an AuthToken (no cookie): title, then preferences.
@@ -83,8 +93,14 @@ fn a_bad_token_gets_nothing() {
         let url = format!("{}/ws", serve.base().replace("http://", "ws://"));
         assert!(tokio_tungstenite::connect_async(url).await.is_err());
     });
-    // The token is never written to the log.
-    assert!(!serve.stderr.lock().unwrap().contains(&wrong));
+    // A new link for someone ends the sessions of the old one, in the running serve.
+    let cookie = serve.cookie("srv-bad");
+    assert_eq!(serve.get("/api/me", &cookie).0, 200);
+    let _new_link = serve.link("srv-bad");
+    assert_eq!(serve.get("/api/me", &cookie).0, 403, "the rotated token's session ended");
+    // Tokens and cookies are never written to the log.
+    let log = serve.stderr.lock().unwrap().clone();
+    assert!(!log.contains(&wrong) && !log.contains(&cookie), "{log}");
 }
 
 #[test]
@@ -358,7 +374,17 @@ fn ssh_login_puts_the_user_in_their_own_instance_only() {
     }
     let _one = serialize();
     // `daemon` is a system user on every Debian machine: the student here.
-    let serve = Serve::start(&["daemon"], None, &[]);
+    for mode in [&[][..], &["--ssh-only"][..]] {
+        login_as_daemon(mode);
+    }
+}
+
+fn login_as_daemon(mode: &[&str]) {
+    let serve = Serve::start(&["daemon"], None, mode);
+    if !mode.is_empty() {
+        let taken = std::net::TcpStream::connect(("127.0.0.1", serve.port));
+        assert!(taken.is_err(), "--ssh-only listens on no port");
+    }
     let login = |uid: u32| {
         use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox"));

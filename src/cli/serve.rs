@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Print the links as JSON lines: {"name", "role", "url"}.
     #[arg(long)]
     pub json: bool,
+    /// Only the ssh way in: no web server, no port, no links; the helper
+    /// answers `sandbox login` alone.
+    #[arg(long, conflicts_with_all = ["tls_cert", "origins", "json"])]
+    pub ssh_only: bool,
     /// The socket `sandbox login` (ssh) connects to.
     #[arg(long, env = "SANDBOX_LOGIN_SOCKET", default_value = crate::serve::LOGIN_SOCKET, value_name = "PATH")]
     pub login_socket: PathBuf,
@@ -109,6 +113,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
         (Some(cert), Some(key)) => Some((open(cert)?, open(key)?)),
         _ => None,
     };
+    if args.ssh_only {
+        return serve_ssh_only(&args, profile, lab, students, &state);
+    }
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| Failure { message: format!("cannot listen on {listen}: {e}\n  fix: choose a free port with --listen ADDR:PORT") })?;
     let login_listener = crate::serve::login::listen(&args.login_socket)
@@ -178,6 +185,26 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, Failure> {
     let status = child.wait()?;
     let _ = std::fs::remove_file(&args.login_socket);
     Err(Failure { message: format!("the web process ended ({status})") })
+}
+
+/// `serve --ssh-only`: the instances and the login socket, nothing on the network.
+fn serve_ssh_only(
+    args: &ServeArgs,
+    profile: String,
+    lab: Option<crate::lab::Lab>,
+    students: Vec<String>,
+    state: &std::path::Path,
+) -> Result<ExitCode, Failure> {
+    let login_listener = crate::serve::login::listen(&args.login_socket)
+        .map_err(|e| Failure { message: format!("{}: {e}", args.login_socket.display()) })?;
+    let class = Class { profile, lab, students: students.clone(), exe: std::env::current_exe()? };
+    let helper = Arc::new(Helper::new(class, state)?);
+    writeln!(stream(Stream::Stderr), "starting the instances of {} students (running ones are adopted)", students.len())?;
+    let started = helper.start(&students).map_err(|e| Failure { message: e.to_string() })?;
+    writeln!(stream(Stream::Stderr), "{started}")?;
+    writeln!(stream(Stream::Stderr), "serving ssh logins at {}", args.login_socket.display())?;
+    helper.serve_logins(login_listener);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The origins a browser's requests may carry: the listen address itself (and

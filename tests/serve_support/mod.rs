@@ -107,7 +107,7 @@ impl Serve {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
-            if self.stderr.lock().unwrap().contains("serving http") {
+            if self.stderr.lock().unwrap().contains("serving ") {
                 break;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
