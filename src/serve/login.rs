@@ -38,7 +38,7 @@ pub fn login() -> Result<ExitCode, Failure> {
     let _raw = if tty { Some(crate::isolate::pty::RawModeGuard::enter(stdin.as_fd())?) } else { None };
     crate::isolate::pty::relay(crate::isolate::pty::Relay {
         master: master.as_fd(),
-        input: stdin.as_fd(),
+        input: Some(stdin.as_fd()),
         output: io::stdout().as_fd(),
         // The helper writes the shell's exit status here when it has ended.
         child_exited: Some(socket.as_fd()),
