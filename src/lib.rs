@@ -18,5 +18,6 @@ pub mod plan;
 pub mod profile;
 pub mod resolve;
 pub mod rootfs;
+pub mod serve;
 pub mod session;
 pub mod state;

@@ -13,6 +13,7 @@ mod output;
 pub mod overrides;
 mod run;
 mod sbom;
+mod serve;
 mod verify;
 mod why;
 
@@ -210,6 +211,16 @@ enum Command {
     Import(export::ImportArgs),
     /// Print a software bill of materials (SPDX 2.3 JSON) of the profile's rootfs.
     Sbom(sbom::SbomArgs),
+    /// Serve the class: an instance per student, a web terminal each, the teacher's dashboard.
+    Serve(serve::ServeArgs),
+    /// The ssh way into your own instance (for sshd's ForceCommand; needs a running serve).
+    Login,
+    /// (started by `serve`) the unprivileged web process.
+    #[command(hide = true)]
+    ServeWeb {
+        #[arg(long)]
+        config: String,
+    },
 }
 
 /// `sandbox run [PROFILE] [CMD...]`, with the flags Docker users type.
@@ -407,6 +418,9 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Export(args) => export::export(args),
         Command::Import(args) => export::import(args),
         Command::Sbom(args) => sbom::sbom(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Login => serve::login(),
+        Command::ServeWeb { config } => serve::web(&config),
         Command::Completions { shell } => complete::registration(&shell),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
