@@ -729,6 +729,7 @@ fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement,
             vec!["the tool's cgroup lies outside the mounted tree (a cgroup namespace?): mount the hierarchy that contains it".into()]
         }
         ProblemKind::InvalidName => Vec::new(),
+        ProblemKind::ParentMissing => vec!["create it first, or name an existing cgroup with --cgroup-parent".into()],
     }
 }
 

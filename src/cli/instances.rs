@@ -25,12 +25,10 @@ fn cgroup_name(name: &str) -> String {
     format!("inst-{name}")
 }
 
-/// The instance's cgroup, to read or clean (nothing is created).
-fn manager(profile: &Profile, name: &str) -> Option<Box<dyn CgroupManager>> {
-    let layout = cgroup::detect().ok()?;
-    let manager = cgroup::manager_for(&layout, &cgroup_name(name), &limits(profile)).ok()?;
-    manager.adopt().ok()?;
-    Some(manager)
+/// The cgroup a running instance's PID 1 is in, to join, read or clean
+/// (nothing is created): found from the process, so it works from any cgroup.
+fn manager(running: &Running) -> Option<Box<dyn CgroupManager>> {
+    cgroup::attach(&running.cgroup, running.init)
 }
 
 /// The profile spec as the record keeps it: ready names as they are, paths absolute.
@@ -82,6 +80,7 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
     };
     let session = session::prepare(&request, &state)?;
     super::run::warn(&session.warnings)?;
+    let cgroup_dirs = session.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
     // The lock is held until the instance is marked running: two `start`s of
     // one name never give two instances.
     let mut lock = Some(lock);
@@ -94,6 +93,7 @@ pub fn run_named(spec: &str, name: &str, command: Vec<String>, background: bool)
             init_start: instance::start_time(init).unwrap_or(0),
             started: instance::now(),
             cgroup: cgroup_name(name),
+            cgroup_dirs: cgroup_dirs.clone(),
         };
         let _ = instance.set_running(&running);
         // Unlock explicitly: the sandbox's processes inherited this descriptor
@@ -128,13 +128,24 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
     let profile = super::build::load(spec)?;
     super::run::rootfs_for(&profile)?;
     let spec = absolute_spec(spec);
+    // On cgroup v2, alone in its cgroup: into the `supervisor` leaf first, so
+    // the supervisors are born there and their cgroups can get controllers.
+    let _leaf = cgroup::detect().ok().and_then(|layout| {
+        let how = cgroup::Placing { parent: cgroup::options::current().parent, self_pid: std::process::id() as i32, tracking_only: false };
+        cgroup::enter_supervisor_leaf(&layout, &how)
+    });
     let logs = state.join("run/logs");
     std::fs::create_dir_all(&logs)?;
     let mut children = Vec::new();
     for name in &names {
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
         let mut command = std::process::Command::new(std::env::current_exe()?);
-        command.args(["run", &spec, "--name", name, "--background"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        command
+            .args(["run", &spec, "--name", name, "--background"])
+            .args(cgroup::options::current().to_args())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         // A session of its own: the instance outlives the terminal that started it.
         use std::os::unix::process::CommandExt;
         // SAFETY: setsid is async-signal-safe.
@@ -184,7 +195,15 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
         ),
     })?;
     let profile = super::build::load(&record.profile)?;
-    let manager = manager(&profile, name);
+    let manager = manager(&running);
+    if manager.is_none() && !limits(&profile).is_empty() && !cgroup::options::current().no_limits {
+        return Err(Failure {
+            message: format!(
+                "instance `{name}` has no cgroup of its own (started with --no-limits?), so the profile's [limits] would not hold for this command\n  fix: restart it (`sandbox stop {name}` and `sandbox start {} --name {name}`), or run without limits on purpose with --no-limits",
+                record.profile
+            ),
+        });
+    }
     let input = Input {
         profile: &profile,
         mode: Mode::Namespace,
@@ -223,10 +242,7 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
     for instance in instance::all(&state) {
         let Ok(record) = instance.record() else { continue };
         let running = instance.running();
-        let stats = running.as_ref().and_then(|_| {
-            let profile = super::build::load(&record.profile).ok()?;
-            manager(&profile, &instance.name).map(|m| (m.stats(), m.procs_files()))
-        });
+        let stats = running.as_ref().and_then(|running| manager(running).map(|m| (m.stats(), m.procs_files())));
         let processes =
             stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
         rows.push(Row {
@@ -285,9 +301,8 @@ fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     }
     // Whatever happened before (a killed supervisor, a crash): no process and
     // no cgroup of the instance is left.
-    if let Ok(record) = instance.record()
-        && let Ok(profile) = super::build::load(&record.profile)
-        && let Some(m) = manager(&profile, &instance.name)
+    if let Some(last) = instance.last_running()
+        && let Some(m) = cgroup::attach_dirs(&last.cgroup, &last.cgroup_dirs)
     {
         let _ = m.kill_all();
         let _ = m.remove();

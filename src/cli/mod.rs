@@ -57,6 +57,8 @@ enum Command {
         /// (used by `start`) keep the instance running without a command.
         #[arg(long, hide = true, requires = "name")]
         background: bool,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
         /// The command to run instead of the profile's, after `--`.
         #[arg(last = true)]
         command: Vec<String>,
@@ -69,10 +71,14 @@ enum Command {
         /// A file with one instance name a line.
         #[arg(long)]
         names_from: Option<PathBuf>,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
     },
     /// Run a command in a running instance (the same namespaces, root, user and limits).
     Exec {
         name: String,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
         #[arg(last = true)]
         command: Vec<String>,
     },
@@ -166,6 +172,8 @@ enum LabCommand {
         /// The student (default: the user who ran sudo, or the user).
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
     },
     /// Run the lab's checks in the student's instance; exit 0 only when all pass.
     Check {
@@ -177,6 +185,28 @@ enum LabCommand {
         #[arg(long)]
         lang: Option<String>,
     },
+}
+
+/// Where the limits go, or that they do not (run, start, exec, lab start).
+#[derive(clap::Args, Clone, Default)]
+struct CgroupArgs {
+    /// Run without the profile's [limits], on purpose (otherwise limits that cannot be applied stop the start).
+    #[arg(long)]
+    no_limits: bool,
+    /// Create the sandbox's cgroups under this prepared cgroup (e.g. /sys/fs/cgroup/lab.slice).
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<PathBuf>,
+}
+
+impl Command {
+    /// The cgroup choices of the commands that take them.
+    fn cgroup_args(&self) -> Option<&CgroupArgs> {
+        match self {
+            Command::Run { cgroup, .. } | Command::Start { cgroup, .. } | Command::Exec { cgroup, .. } => Some(cgroup),
+            Command::Lab { command: LabCommand::Start { cgroup, .. } } => Some(cgroup),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -196,14 +226,17 @@ impl From<ModeArg> for crate::profile::Mode {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(args) = cli.command.cgroup_args() {
+        crate::cgroup::options::choose(crate::cgroup::CgroupOptions { no_limits: args.no_limits, parent: args.cgroup_parent.clone() });
+    }
     let result = match cli.command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
-        Command::Run { profile, mode: _, name: Some(name), background, command } => {
+        Command::Run { profile, mode: _, name: Some(name), background, command, .. } => {
             instances::run_named(&profile, &name, command, background)
         }
         Command::Run { profile, mode, name: None, command, .. } => run::run(&profile, mode.map(Into::into), command),
-        Command::Start { profile, names, names_from } => instances::start(&profile, names, names_from.as_deref()),
-        Command::Exec { name, command } => instances::exec(&name, command),
+        Command::Start { profile, names, names_from, .. } => instances::start(&profile, names, names_from.as_deref()),
+        Command::Exec { name, command, .. } => instances::exec(&name, command),
         Command::Ps { json } => instances::ps(json),
         Command::Stop { names } => instances::stop(&names),
         Command::Reset { names } => instances::reset(&names),
@@ -219,7 +252,7 @@ pub fn main() -> ExitCode {
         Command::Lab { command } => match command {
             LabCommand::List { lang } => lab::list(lang.as_deref()),
             LabCommand::Show { lab: wanted, lang } => lab::show(&wanted, lang.as_deref()),
-            LabCommand::Start { lab: wanted, name } => lab::start(&wanted, name.as_deref()),
+            LabCommand::Start { lab: wanted, name, .. } => lab::start(&wanted, name.as_deref()),
             LabCommand::Check { lab: wanted, name, json, lang } => lab::check(&wanted, name.as_deref(), json, lang.as_deref()),
         },
         Command::Doctor { json } => info::doctor(json),

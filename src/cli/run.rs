@@ -132,10 +132,11 @@ pub fn report(outcome: &Outcome) -> Result<(), Failure> {
         paint(&mut err, Color::Red, true, "error")?;
         writeln!(err, ": {error}")?;
     }
-    if outcome.oom_kills > 0 {
+    // From memory.events and pids.events, read before the cgroup went.
+    for note in &outcome.limit_notes {
         let mut err = stream(Stream::Stderr);
         paint(&mut err, Color::Yellow, true, "note")?;
-        writeln!(err, ": the memory limit was reached: the kernel's OOM killer ended {} process(es) in the sandbox", outcome.oom_kills)?;
+        writeln!(err, ": {note}")?;
     }
     Ok(())
 }

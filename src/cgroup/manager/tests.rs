@@ -364,8 +364,18 @@ fn v2_stats_read_current_values_and_oom_kills() {
     fs::write(dir.join("memory.current"), "1048576\n").unwrap();
     fs::write(dir.join("pids.current"), "3\n").unwrap();
     fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n").unwrap();
+    fs::write(dir.join("pids.events"), "max 68\n").unwrap();
     let stats = manager.stats();
-    assert_eq!(stats, Stats { memory_bytes: Some(MIB), pids: Some(3), oom_kills: Some(2), memory_limit_hits: Some(7) });
+    let expected =
+        Stats { memory_bytes: Some(MIB), pids: Some(3), oom_kills: Some(2), memory_limit_hits: Some(7), pids_limit_hits: Some(68) };
+    assert_eq!(stats, expected);
+    assert_eq!(
+        stats.notes(),
+        [
+            "the memory limit was reached: the kernel's OOM killer ended 2 process(es) in the sandbox",
+            "the pids limit was reached: 68 fork(s) in the sandbox were refused"
+        ]
+    );
     manager.remove().unwrap();
     assert_eq!(manager.stats(), Stats::default(), "a removed cgroup reports nothing, not zeros");
 }
@@ -603,7 +613,11 @@ fn v1_stats_come_from_each_controllers_hierarchy() {
     fs::write(memory.join("memory.failcnt"), "12\n").unwrap();
     fs::write(memory.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
     fs::write(tree.pids_own.join("sandbox-run-42/pids.current"), "5\n").unwrap();
-    assert_eq!(manager.stats(), Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12) });
+    fs::write(tree.pids_own.join("sandbox-run-42/pids.events"), "max 0\n").unwrap();
+    let expected =
+        Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12), pids_limit_hits: Some(0) };
+    assert_eq!(manager.stats(), expected);
+    assert_eq!(manager.stats().notes().len(), 1, "no note for a limit never hit");
 }
 
 #[test]
