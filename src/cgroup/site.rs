@@ -145,3 +145,96 @@ pub fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The choice of base on fake cgroup trees (plain directories and files).
+
+    use std::fs;
+
+    use super::*;
+    use crate::cgroup::detect::layout_from;
+
+    const MOUNTINFO: &str = "35 25 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+    const SELF: i32 = 4242;
+
+    /// A cgroup with controllers, enabled controllers and processes; the root
+    /// has no `cgroup.type`, every other cgroup has one.
+    fn cgroup(root: &Path, path: &str, controllers: &str, enabled: &str, procs: &str) -> PathBuf {
+        let dir = root.join("sys/fs/cgroup").join(path.trim_start_matches('/'));
+        fs::create_dir_all(&dir).unwrap();
+        for (file, text) in [("cgroup.controllers", controllers), ("cgroup.subtree_control", enabled), ("cgroup.procs", procs)] {
+            fs::write(dir.join(file), text).unwrap();
+        }
+        if !path.trim_matches('/').is_empty() {
+            fs::write(dir.join("cgroup.type"), "domain\n").unwrap();
+        }
+        dir
+    }
+
+    fn site_of(root: &Path, own: &str, parent: Option<&Path>) -> Result<V2Site, Problem> {
+        let layout = layout_from(MOUNTINFO, &format!("0::{own}\n"), root);
+        v2_site(layout.unified().unwrap(), parent, SELF)
+    }
+
+    #[test]
+    fn alone_in_its_cgroup_the_tool_moves_into_a_supervisor_leaf() {
+        let tmp = tempfile::tempdir().unwrap();
+        let own = cgroup(tmp.path(), "/ci.scope", "cpu memory pids", "", "4242\n");
+        let site = site_of(tmp.path(), "/ci.scope", None).unwrap();
+        assert_eq!(site.kind, SiteKind::MoveSelf);
+        assert_eq!(site.base, own);
+        assert_eq!(site.supervisor_leaf, Some(own.join("supervisor")));
+        assert_eq!(site.available, ["cpu", "memory", "pids"]);
+    }
+
+    #[test]
+    fn beside_other_processes_there_is_no_base() {
+        let tmp = tempfile::tempdir().unwrap();
+        cgroup(tmp.path(), "/system.slice/teacher.scope", "cpu memory pids", "", "130\n4242\n131\n");
+        let problem = site_of(tmp.path(), "/system.slice/teacher.scope", None).unwrap_err();
+        assert_eq!(problem.kind, ProblemKind::InternalProcesses);
+        assert!(problem.message.contains("holds other processes (pid 130, 131)"), "{}", problem.message);
+        assert!(!problem.message.contains("4242"), "the tool itself is not an other process");
+    }
+
+    #[test]
+    fn in_the_root_children_are_made_directly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = cgroup(tmp.path(), "/", "cpu memory pids", "cpu memory pids", "1\n4242\n");
+        let site = site_of(tmp.path(), "/", None).unwrap();
+        assert_eq!((site.kind, site.base, site.supervisor_leaf), (SiteKind::Root, root, None));
+    }
+
+    #[test]
+    fn in_a_supervisor_leaf_the_base_is_its_parent() {
+        // `sandbox start` moved itself there; its supervisors are born in it.
+        let tmp = tempfile::tempdir().unwrap();
+        let base = cgroup(tmp.path(), "/ci.scope", "cpu memory pids", "memory pids", "");
+        cgroup(tmp.path(), "/ci.scope/supervisor", "memory pids", "", "4241\n4242\n");
+        let site = site_of(tmp.path(), "/ci.scope/supervisor", None).unwrap();
+        assert_eq!(site.kind, SiteKind::InLeaf);
+        assert_eq!(site.base, base);
+        assert_eq!(site.enabled, ["memory", "pids"]);
+        assert_eq!(site.supervisor_leaf, Some(base.join("supervisor")));
+    }
+
+    #[test]
+    fn cgroup_parent_is_taken_absolute_or_relative_to_the_mount() {
+        let tmp = tempfile::tempdir().unwrap();
+        cgroup(tmp.path(), "/system.slice/teacher.scope", "cpu memory pids", "", "130\n4242\n");
+        let lab = cgroup(tmp.path(), "/lab.slice", "cpu memory pids", "", "");
+        for given in [lab.clone(), PathBuf::from("lab.slice"), PathBuf::from("/lab.slice")] {
+            let site = site_of(tmp.path(), "/system.slice/teacher.scope", Some(&given)).unwrap();
+            assert_eq!((site.kind, &site.base), (SiteKind::Empty, &lab), "{}", given.display());
+            assert_eq!(site.own, tmp.path().join("sys/fs/cgroup/system.slice/teacher.scope"));
+            // The child starts in the tool's cgroup: moving it needs the common ancestor.
+            assert_eq!(common_ancestor(&site.own, &site.base), tmp.path().join("sys/fs/cgroup"));
+        }
+        let missing = site_of(tmp.path(), "/system.slice/teacher.scope", Some(Path::new("nope.slice"))).unwrap_err();
+        assert_eq!(missing.kind, ProblemKind::ParentMissing);
+        cgroup(tmp.path(), "/busy.slice", "cpu memory pids", "", "777\n");
+        let busy = site_of(tmp.path(), "/system.slice/teacher.scope", Some(Path::new("busy.slice"))).unwrap_err();
+        assert_eq!(busy.kind, ProblemKind::InternalProcesses);
+    }
+}

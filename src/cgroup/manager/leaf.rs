@@ -52,7 +52,7 @@ impl SupervisorLeaf {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io::Error::new(e.kind(), format!("cannot create the cgroup {}: {e}", self.dir.display()))),
         }
-        write_value(&self.procs_file(), &self.pid.to_string())
+        kernel.move_process(self.pid, &self.procs_file())
     }
 
     /// When this process is the only one in the leaf and no other sandbox
@@ -79,13 +79,13 @@ pub(super) fn release_locked(base: &Path, leaf: &Path, pid: Option<i32>, kernel:
     // The root hands controllers down whatever it holds: nothing to undo there.
     if !is_root_cgroup(base) {
         let enabled = std::fs::read_to_string(base.join("cgroup.subtree_control")).unwrap_or_default();
-        let off: Vec<String> = enabled.split_whitespace().map(|c| format!("-{c}")).collect();
+        let off: Vec<String> = enabled.split_whitespace().map(|c| format!("-{}", c.trim_start_matches('+'))).collect();
         if !off.is_empty() {
             write_value(&base.join("cgroup.subtree_control"), &off.join(" "))?;
         }
     }
     if let Some(pid) = pid {
-        write_value(&base.join("cgroup.procs"), &pid.to_string())?;
+        kernel.move_process(pid, &base.join("cgroup.procs"))?;
     }
     kernel.rmdir(leaf)?;
     Ok(true)
