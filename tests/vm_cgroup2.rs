@@ -69,6 +69,10 @@ fn v2_without_systemd() {
     assert_eq!(b.case("refused").output.matches("fix:").count(), 1, "{}", b.report());
     expect(b, "no-limits", 0, &["--no-limits", "1+0 records out"]);
 
+    // doctor says so before anything runs.
+    expect(b, "doctor-teacher", 1, &["the sandbox's cgroups have nowhere to go", "teacher.scope holds other processes", "--cgroup-parent"]);
+    expect(b, "doctor-alone", 0, &["go under /sys/fs/cgroup/ci.scope: the tool is alone in it", "ci.scope/sandbox-<name>/memory.max"]);
+
     // Alone in its cgroup: the tool moves into a leaf and the limits hold.
     expect(b, "run-memory", OOM_KILLED, &["OOM killer ended"]);
     expect_forks_stop(b, "run-pids");

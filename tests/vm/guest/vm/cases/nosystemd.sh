@@ -34,6 +34,8 @@ check no-limits sandbox run --no-limits $P -- $alloc
 
 # Alone in a cgroup: the tool moves itself into a leaf and its sandbox gets the limits.
 mkdir $cg/ci.scope
+check doctor-teacher sandbox doctor
+check doctor-alone in_cgroup $cg/ci.scope sandbox doctor
 check run-memory in_cgroup $cg/ci.scope sandbox run $P -- $alloc
 check run-pids in_cgroup $cg/ci.scope sandbox run $P -- sh -c "$forks"
 check run-cgroup in_cgroup $cg/ci.scope sandbox run $P -- busybox cat /proc/self/cgroup
