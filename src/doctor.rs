@@ -589,12 +589,22 @@ fn cgroups(host: &Host) -> Check {
                 .modes("chroot mode applies no cgroup limits", "no limits can be applied");
         }
     };
-    let placements = cgroup::place_limits(&layout, EXAMPLE_CHILD);
+    let how = cgroup::Placing { parent: cgroup::options::current().parent, self_pid: std::process::id() as i32, tracking_only: false };
+    cgroup_check(host, &layout, &how, &cgroup::EffectiveAccess)
+}
+
+/// The cgroup report for a layout: where the sandbox's cgroups will go, and
+/// for each limit whether it will hold and why not.
+fn cgroup_check(host: &Host, layout: &CgroupLayout, how: &cgroup::Placing, access: &dyn cgroup::AccessCheck) -> Check {
+    let placements = cgroup::place_limits_in(layout, EXAMPLE_CHILD, access, how);
     let usable: Vec<&str> = placements.iter().filter(|p| p.usable()).map(|p| p.limit.controller()).collect();
     let unusable: Vec<&str> = placements.iter().filter(|p| !p.usable()).map(|p| p.limit.controller()).collect();
-    let (status, summary) = cgroup_verdict(&layout, &usable, &unusable);
+    let (status, summary) = cgroup_verdict(layout, &usable, &unusable);
     let mut check = Check::new("cgroups", "Cgroups", status, summary).found(format!("layout: {}", layout.describe()));
-    for line in layout_lines(&layout) {
+    for line in layout_lines(layout) {
+        check = check.found(line);
+    }
+    if let Some(line) = v2_site_line(layout, how) {
         check = check.found(line);
     }
     for placement in &placements {
@@ -602,10 +612,36 @@ fn cgroups(host: &Host) -> Check {
     }
     let namespace = match (usable.is_empty(), unusable.is_empty()) {
         (_, true) => "memory, pids and cpu limits are applied".to_owned(),
-        (true, _) => "no limit can be applied: the sandbox runs without them and says so".to_owned(),
-        _ => format!("applied: {}; not applied (the sandbox says so): {}", usable.join(", "), unusable.join(", ")),
+        (true, _) => "a profile with [limits] does not start (exit 125) unless run with --no-limits".to_owned(),
+        _ => format!(
+            "applied: {}; a profile that limits {} does not start (exit 125) unless run with --no-limits",
+            usable.join(", "),
+            unusable.join(" or ")
+        ),
     };
-    check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, &layout, &placements))
+    check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, layout, &placements))
+}
+
+/// cgroup v2: the base cgroup the sandbox's cgroups go in, and why there.
+fn v2_site_line(layout: &CgroupLayout, how: &cgroup::Placing) -> Option<String> {
+    use cgroup::site::SiteKind;
+    let CgroupLayout::V2 { unified } = layout else { return None };
+    let line = match cgroup::site::v2_site(unified, how.parent.as_deref(), how.self_pid) {
+        Ok(site) => {
+            let base = site.base.display();
+            let why = match site.kind {
+                SiteKind::Root => "the tool runs in the root cgroup, which may hold processes and hand controllers down".to_owned(),
+                SiteKind::Empty => "it holds no process, so it hands controllers to its children".to_owned(),
+                SiteKind::MoveSelf => {
+                    format!("the tool is alone in it: it moves itself into {}/supervisor first, then {base} hands controllers down", base)
+                }
+                SiteKind::InLeaf => "the tool already runs in its supervisor leaf".to_owned(),
+            };
+            format!("the sandbox's cgroups go under {base}: {why}")
+        }
+        Err(problem) => format!("the sandbox's cgroups have nowhere to go: {}", problem.message),
+    };
+    Some(line)
 }
 
 fn cgroup_verdict(layout: &CgroupLayout, usable: &[&str], unusable: &[&str]) -> (Status, String) {
@@ -700,12 +736,15 @@ fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement,
         ],
         ProblemKind::InternalProcesses if host.is_root() => {
             let mount = layout.unified().map_or("/sys/fs/cgroup".into(), |u| u.mount.display().to_string());
-            vec![format!(
-                "start it from the root cgroup, whose children get {controller}: sudo sh -c 'echo $$ > {mount}/cgroup.procs && exec sandbox run ...'"
-            )]
+            vec![
+                "start it in a delegated scope of its own: sudo systemd-run --scope -p Delegate=yes sandbox run ...".into(),
+                format!(
+                    "without systemd, prepare an empty cgroup and name it: sudo mkdir {mount}/lab.slice && sandbox run --cgroup-parent {mount}/lab.slice ..."
+                ),
+            ]
         }
         ProblemKind::InternalProcesses => vec![format!(
-            "without root this cannot be fixed from outside: cgroup v2 needs the tool's cgroup free of other processes to pass {controller} down"
+            "start it in a delegated scope of its own: systemd-run --user --scope -p Delegate=yes sandbox run ... (cgroup v2 passes {controller} down only from a cgroup without other processes)"
         )],
         ProblemKind::NotWritable if host.is_root() => {
             vec!["even root may not write there: a read-only or foreign cgroup mount (a container?)".into()]
@@ -729,6 +768,7 @@ fn problem_fixes(host: &Host, layout: &CgroupLayout, placement: &LimitPlacement,
             vec!["the tool's cgroup lies outside the mounted tree (a cgroup namespace?): mount the hierarchy that contains it".into()]
         }
         ProblemKind::InvalidName => Vec::new(),
+        ProblemKind::ParentMissing => vec!["create it first, or name an existing cgroup with --cgroup-parent".into()],
     }
 }
 
@@ -960,6 +1000,87 @@ mod tests {
         assert!(fixes.contains("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"));
         assert!(fixes.contains("sysctl -w user.max_user_namespaces=15000"));
         assert!(unprivileged_userns_fixes(None, None, Some(100))[0].contains("seccomp"));
+    }
+
+    /// A v2 machine without systemd, as the test VM sets it up: the tool in a
+    /// scope with other processes, or alone in one, or given a prepared cgroup.
+    fn fake_v2(root: &std::path::Path, own: &str, procs: &str) -> CgroupLayout {
+        let mount = root.join("sys/fs/cgroup");
+        for (dir, procs, enabled) in [(mount.clone(), "1\n", "cpu memory pids"), (mount.join(own.trim_start_matches('/')), procs, "")] {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids").unwrap();
+            std::fs::write(dir.join("cgroup.subtree_control"), enabled).unwrap();
+            std::fs::write(dir.join("cgroup.procs"), procs).unwrap();
+            if dir != mount {
+                std::fs::write(dir.join("cgroup.type"), "domain").unwrap();
+            }
+        }
+        let mountinfo = "35 25 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+        cgroup::layout_from(mountinfo, &format!("0::{own}\n"), root)
+    }
+
+    struct Writable;
+    impl cgroup::AccessCheck for Writable {
+        fn check_write(&self, _: &std::path::Path) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn root_host() -> Host {
+        Host { release: "6.1.0".into(), machine: "x86_64".into(), version: Some((6, 1, 0)), euid: 0, egid: 0, proc_status: String::new() }
+    }
+
+    #[test]
+    fn doctor_v2_beside_other_processes_says_nothing_holds_and_how_to_fix_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = fake_v2(tmp.path(), "/system.slice/teacher.scope", "130\n4242\n");
+        let how = cgroup::Placing { parent: None, self_pid: 4242, tracking_only: false };
+        let check = cgroup_check(&root_host(), &layout, &how, &Writable);
+        assert_eq!(check.status, Status::Missing);
+        let found = check.found.join("\n");
+        assert!(found.contains("the sandbox's cgroups have nowhere to go"), "{found}");
+        assert!(found.contains("teacher.scope holds other processes (pid 130)"), "{found}");
+        for limit in ["memory", "pids", "cpu"] {
+            assert!(found.contains(&format!("{limit}: cannot be applied")), "{found}");
+        }
+        assert!(check.namespace.contains("does not start (exit 125) unless run with --no-limits"));
+        let fixes = check.fix.join("\n");
+        assert!(fixes.contains("systemd-run --scope -p Delegate=yes") && fixes.contains("--cgroup-parent"), "{fixes}");
+    }
+
+    #[test]
+    fn doctor_v2_alone_or_with_a_prepared_parent_says_where_the_cgroups_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = fake_v2(tmp.path(), "/ci.scope", "4242\n");
+        let how = cgroup::Placing { parent: None, self_pid: 4242, tracking_only: false };
+        let check = cgroup_check(&root_host(), &layout, &how, &Writable);
+        assert_eq!(check.status, Status::Ok, "{:?}", check.found);
+        let found = check.found.join("\n");
+        let base = tmp.path().join("sys/fs/cgroup/ci.scope");
+        assert!(
+            found.contains(&format!(
+                "go under {}: the tool is alone in it: it moves itself into {}/supervisor",
+                base.display(),
+                base.display()
+            )),
+            "{found}"
+        );
+        assert!(found.contains(&format!("memory: cgroup v2, the limit goes in {}/sandbox-<name>/memory.max", base.display())), "{found}");
+        assert!(found.contains("after enabling memory"), "{found}");
+
+        let lab = tmp.path().join("sys/fs/cgroup/lab.slice");
+        std::fs::create_dir_all(&lab).unwrap();
+        for (file, text) in
+            [("cgroup.controllers", "memory pids"), ("cgroup.subtree_control", ""), ("cgroup.procs", ""), ("cgroup.type", "domain")]
+        {
+            std::fs::write(lab.join(file), text).unwrap();
+        }
+        let how = cgroup::Placing { parent: Some("lab.slice".into()), self_pid: 4242, tracking_only: false };
+        let check = cgroup_check(&root_host(), &layout, &how, &Writable);
+        assert_eq!(check.status, Status::Warn);
+        let found = check.found.join("\n");
+        assert!(found.contains(&format!("go under {}: it holds no process", lab.display())), "{found}");
+        assert!(found.contains("cpu: cannot be applied: `cpu` is not delegated to"), "{found}");
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct Running {
     pub started: u64,
     /// The cgroup name (`sandbox-<this>` under the tool's cgroups).
     pub cgroup: String,
+    /// Where the supervisor made them, so that `stop` and `gc` find them
+    /// after a crash from any cgroup (empty: none, or a record of an older version).
+    #[serde(default)]
+    pub cgroup_dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +264,11 @@ impl Instance {
         let bytes = fs::read(self.dir.join("running.json")).ok()?;
         let running: Running = serde_json::from_slice(&bytes).ok()?;
         (start_time(running.init) == Some(running.init_start)).then_some(running)
+    }
+
+    /// The record of the last start, whether or not its PID 1 still lives.
+    pub fn last_running(&self) -> Option<Running> {
+        serde_json::from_slice(&fs::read(self.dir.join("running.json")).ok()?).ok()
     }
 
     pub fn set_running(&self, running: &Running) -> io::Result<()> {

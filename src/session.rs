@@ -62,14 +62,17 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
     let limits = cgroup::Limits { memory: profile.limits.memory, pids: profile.limits.pids, cpu: profile.limits.cpu };
     let wants_limits = limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some();
     let mut manager = None;
-    if request.mode == Mode::Namespace && wants_limits {
-        let manager_result = cgroup::detect().map_err(|e| e.to_string()).and_then(|layout| {
-            cgroup::manager_for(&layout, &request.name, &limits)
-                .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))
-        });
-        match manager_result {
+    // Limits are a promise: when they cannot be applied the sandbox does not
+    // start, unless --no-limits says to run without them on purpose.
+    let no_limits = cgroup::options::current().no_limits;
+    if request.mode == Mode::Namespace && wants_limits && no_limits {
+        warnings.push("--no-limits: the profile's [limits] are not applied; memory, processes and cpu are not limited".into());
+    } else if request.mode == Mode::Namespace && wants_limits {
+        let layout = cgroup::detect().map_err(std::io::Error::other)?;
+        match cgroup::manager_for(&layout, &request.name, &limits) {
             Ok(m) => manager = Some(m),
-            Err(why) => warnings.push(format!("the limits of [limits] will not be applied: {why}")),
+            Err(problems) if request.dry_run => warnings.push(cgroup::manager::refusal(&problems)),
+            Err(problems) => return Err(std::io::Error::other(cgroup::manager::refusal(&problems))),
         }
     }
     if request.mode == Mode::Chroot && wants_limits {
@@ -82,9 +85,9 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
             enable: m.planned_enabling().into_iter().map(write).next(),
             writes: m.planned_writes(&limits).into_iter().map(write).collect(),
             procs: m.procs_files(),
-            // The cgroup v2 work fills these two (CLONE_INTO_CGROUP, the supervisor's leaf).
-            clone_into: None,
-            supervisor_leaf: None,
+            // v2: born in its cgroup (clone3), after the supervisor moved into its leaf.
+            clone_into: m.clone_into_cgroup(),
+            supervisor_leaf: m.supervisor_leaf().map(|leaf| leaf.dir.clone()),
         },
         None => CgroupPlan::default(),
     };

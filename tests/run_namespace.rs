@@ -366,14 +366,27 @@ fn an_unprivileged_user_runs_rootless() {
     }
     let home = tempfile::tempdir_in("/tmp").unwrap();
     nix::unistd::chown(home.path(), Some(nix::unistd::Uid::from_raw(65534)), Some(nix::unistd::Gid::from_raw(65534))).unwrap();
-    let output = run(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["run", "shell", "--", "/bin/bash", "-c", "id -un; cat /proc/self/uid_map; ps -e --no-headers | wc -l"])
-        .env("SANDBOX_HOME", home.path().join("state"))
-        .env("HOME", home.path())
-        .current_dir(home.path())
-        .stdin(Stdio::null()));
+    let as_nobody = |args: &[&str]| {
+        run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_sandbox"))
+            .args(args)
+            .env("SANDBOX_HOME", home.path().join("state"))
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .stdin(Stdio::null()))
+    };
+    // No cgroup is delegated to nobody here: the shell profile's limits cannot
+    // hold, so it does not start, one line per limit and the fix...
+    let refused = as_nobody(&["run", "shell", "--", "/bin/true"]);
+    assert_eq!(refused.status.code(), Some(125), "{}", stderr(&refused));
+    for line in ["cannot be applied", "  memory: ", "  pids: ", "fix: ", "--no-limits"] {
+        assert!(stderr(&refused).contains(line), "{line:?} in {}", stderr(&refused));
+    }
+    // ...unless it is told to run without them, and then it says so.
+    let output =
+        as_nobody(&["run", "--no-limits", "shell", "--", "/bin/bash", "-c", "id -un; cat /proc/self/uid_map; ps -e --no-headers | wc -l"]);
+    assert!(stderr(&output).contains("--no-limits: the profile's [limits] are not applied"), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(output.status.success(), "{text}{}", stderr(&output));
     let lines: Vec<&str> = text.lines().map(str::trim).collect();

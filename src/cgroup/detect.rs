@@ -229,6 +229,13 @@ pub struct UnifiedHierarchy {
     /// (the "no internal processes" rule), so this decides whether a missing
     /// controller can still be enabled.
     pub own_has_processes: bool,
+    /// The pids in the tool's cgroup (`cgroup.procs`); empty when unreadable.
+    /// When this process is the only one, it can move itself into a leaf and
+    /// free its cgroup to hand controllers down (see [`crate::cgroup::site`]).
+    pub own_processes: Vec<i32>,
+    /// The tool runs in the hierarchy's root cgroup (the only cgroup without
+    /// `cgroup.type`), where the "no internal processes" rule does not apply.
+    pub own_is_root: bool,
 }
 
 /// How cgroups are set up, seen from the tool's process.
@@ -366,6 +373,8 @@ fn unified_hierarchy(mounts: &[CgroupMount], memberships: &[Membership], root: &
         available_controllers: read_list("cgroup.controllers"),
         subtree_control: read_list("cgroup.subtree_control"),
         own_has_processes: own_path.as_ref().is_none_or(|dir| holds_processes(dir)),
+        own_processes: own_path.as_ref().map(|dir| read_pid_list(&dir.join("cgroup.procs"))).unwrap_or_default(),
+        own_is_root: membership.path == "/" && mount.root == "/" && own_path.as_ref().is_some_and(|dir| is_root_cgroup(dir)),
         own_path,
         read_only: mount.read_only,
     })
@@ -410,6 +419,17 @@ fn under_root(root: &Path, absolute: &Path) -> PathBuf {
 /// A whitespace separated list (`cgroup.controllers`); empty if unreadable.
 fn read_word_list(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).map(|text| text.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+}
+
+/// The pids of a `cgroup.procs` file; empty if unreadable.
+pub(crate) fn read_pid_list(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path).map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
+}
+
+/// The root of a cgroup2 hierarchy is the one cgroup without `cgroup.type`
+/// (a cgroup namespace's root has it: it is not the real root).
+pub(crate) fn is_root_cgroup(dir: &Path) -> bool {
+    dir.join("cgroup.procs").is_file() && !dir.join("cgroup.type").exists()
 }
 
 /// Whether a cgroup holds processes. Unreadable counts as yes, the answer that
@@ -482,6 +502,8 @@ pub enum ProblemKind {
     NotWritable,
     /// The child cgroup name is not a single path component.
     InvalidName,
+    /// `--cgroup-parent` names no cgroup.
+    ParentMissing,
 }
 
 /// A limit that cannot be applied, and the plain reason.
@@ -492,7 +514,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(kind: ProblemKind, message: impl Into<String>) -> Problem {
+    pub(crate) fn new(kind: ProblemKind, message: impl Into<String>) -> Problem {
         Problem { kind, message: message.into() }
     }
 }
@@ -512,6 +534,9 @@ pub struct LimitPlacement {
     /// v2: the manager must first write `+<controller>` to the parent's
     /// `cgroup.subtree_control`.
     pub needs_enabling: bool,
+    /// v2: the leaf (`parent/supervisor`) this process moves itself into
+    /// before the parent can hand controllers down ([`crate::cgroup::site`]).
+    pub supervisor_leaf: Option<PathBuf>,
     /// Why the limit cannot be applied; `None` when it can.
     pub problem: Option<Problem>,
 }
@@ -530,12 +555,22 @@ impl LimitPlacement {
             limit_file: Some(child.join(limit.limit_file(version))),
             child: Some(child),
             needs_enabling: false,
+            supervisor_leaf: None,
             problem: None,
         }
     }
 
     fn nowhere(limit: Limit, backend: Option<CgroupVersion>, problem: Problem) -> LimitPlacement {
-        LimitPlacement { limit, backend, parent: None, child: None, limit_file: None, needs_enabling: false, problem: Some(problem) }
+        LimitPlacement {
+            limit,
+            backend,
+            parent: None,
+            child: None,
+            limit_file: None,
+            needs_enabling: false,
+            supervisor_leaf: None,
+            problem: Some(problem),
+        }
     }
 
     fn with_problem(mut self, problem: Option<Problem>) -> LimitPlacement {
@@ -579,22 +614,40 @@ pub fn place_limits(layout: &CgroupLayout, child_name: &str) -> Vec<LimitPlaceme
     place_limits_with(layout, child_name, &EffectiveAccess)
 }
 
-/// [`place_limits`] with another access check (tests, or a dry run as another user).
+/// [`place_limits`] with another access check (tests, or a dry run as another
+/// user), for this process and the command line's `--cgroup-parent`.
 pub fn place_limits_with(layout: &CgroupLayout, child_name: &str, access: &dyn AccessCheck) -> Vec<LimitPlacement> {
-    Limit::ALL.iter().map(|&limit| place_limit(layout, limit, child_name, access)).collect()
+    let how = Placing { parent: super::options::current().parent, self_pid: std::process::id() as i32, tracking_only: false };
+    place_limits_in(layout, child_name, access, &how)
 }
 
-fn place_limit(layout: &CgroupLayout, limit: Limit, child_name: &str, access: &dyn AccessCheck) -> LimitPlacement {
+/// What placing depends on besides the layout.
+#[derive(Debug, Clone, Default)]
+pub struct Placing {
+    /// `--cgroup-parent`: the base cgroup an admin prepared.
+    pub parent: Option<PathBuf>,
+    /// The process that will be the supervisor (it may move itself into a leaf).
+    pub self_pid: i32,
+    /// No limit, only a cgroup to hold the processes: no controller needed.
+    pub tracking_only: bool,
+}
+
+/// [`place_limits_with`] with everything spelled out.
+pub fn place_limits_in(layout: &CgroupLayout, child_name: &str, access: &dyn AccessCheck, how: &Placing) -> Vec<LimitPlacement> {
+    Limit::ALL.iter().map(|&limit| place_limit(layout, limit, child_name, access, how)).collect()
+}
+
+fn place_limit(layout: &CgroupLayout, limit: Limit, child_name: &str, access: &dyn AccessCheck, how: &Placing) -> LimitPlacement {
     if !is_valid_child_name(child_name) {
         let message = format!("`{child_name}` is not a valid cgroup name (one path component expected)");
         return LimitPlacement::nowhere(limit, None, Problem::new(ProblemKind::InvalidName, message));
     }
     // A controller bound to a v1 hierarchy is unavailable on v2, so v1 wins.
     if let Some(hierarchy) = layout.v1_hierarchy(limit.controller()) {
-        return place_v1(limit, hierarchy, child_name, access);
+        return place_v1(limit, hierarchy, child_name, access, how.parent.as_deref());
     }
     if let Some(unified) = layout.unified() {
-        return place_v2(limit, unified, child_name, access);
+        return place_v2(limit, unified, child_name, access, how);
     }
     let problem = match layout {
         CgroupLayout::None => Problem::new(ProblemKind::NoCgroups, "no cgroup hierarchy is mounted for this process"),
@@ -610,8 +663,16 @@ fn is_valid_child_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
 
-fn place_v1(limit: Limit, hierarchy: &V1Hierarchy, child_name: &str, access: &dyn AccessCheck) -> LimitPlacement {
-    let Some(parent) = &hierarchy.own_path else {
+fn place_v1(limit: Limit, hierarchy: &V1Hierarchy, child_name: &str, access: &dyn AccessCheck, prepared: Option<&Path>) -> LimitPlacement {
+    // `--cgroup-parent`: the same path in each hierarchy, as runc's cgroupsPath.
+    let prepared = prepared.map(|p| hierarchy.mount.join(p.strip_prefix(&hierarchy.mount).unwrap_or(p).strip_prefix("/").unwrap_or(p)));
+    if let Some(dir) = &prepared
+        && !dir.is_dir()
+    {
+        let message = format!("--cgroup-parent: {} does not exist", dir.display());
+        return LimitPlacement::nowhere(limit, Some(CgroupVersion::V1), Problem::new(ProblemKind::ParentMissing, message));
+    }
+    let Some(parent) = prepared.as_ref().or(hierarchy.own_path.as_ref()) else {
         return LimitPlacement::nowhere(limit, Some(CgroupVersion::V1), not_visible(&hierarchy.cgroup_path, &hierarchy.mount));
     };
     let placement = LimitPlacement::at(limit, CgroupVersion::V1, parent, child_name);
@@ -624,39 +685,49 @@ fn place_v1(limit: Limit, hierarchy: &V1Hierarchy, child_name: &str, access: &dy
     placement.with_problem(denied.map(not_writable))
 }
 
-fn place_v2(limit: Limit, unified: &UnifiedHierarchy, child_name: &str, access: &dyn AccessCheck) -> LimitPlacement {
+fn place_v2(limit: Limit, unified: &UnifiedHierarchy, child_name: &str, access: &dyn AccessCheck, how: &Placing) -> LimitPlacement {
     let controller = limit.controller();
-    let Some(parent) = &unified.own_path else {
-        return LimitPlacement::nowhere(limit, Some(CgroupVersion::V2), not_visible(&unified.cgroup_path, &unified.mount));
+    let site = match super::site::v2_site(unified, how.parent.as_deref(), how.self_pid) {
+        Ok(site) => site,
+        Err(problem) => {
+            // Still say where the cgroup would have gone.
+            let mut placement = match &unified.own_path {
+                Some(own) if problem.kind != ProblemKind::NotVisible && problem.kind != ProblemKind::ParentMissing => {
+                    LimitPlacement::at(limit, CgroupVersion::V2, own, child_name)
+                }
+                _ => LimitPlacement::nowhere(limit, Some(CgroupVersion::V2), problem.clone()),
+            };
+            placement.problem = Some(problem);
+            return placement;
+        }
     };
-    let mut placement = LimitPlacement::at(limit, CgroupVersion::V2, parent, child_name);
-    if !unified.available_controllers.iter().any(|c| c == controller) {
-        let message = format!(
-            "the `{controller}` controller is not available to the tool's cgroup {} \
-             (its parent does not delegate it: not in cgroup.controllers)",
-            parent.display()
-        );
-        return placement.with_problem(Some(Problem::new(ProblemKind::ControllerMissing, message)));
-    }
+    let mut placement = LimitPlacement::at(limit, CgroupVersion::V2, &site.base, child_name);
+    placement.supervisor_leaf = site.supervisor_leaf.clone();
     if unified.read_only {
         return placement.with_problem(Some(read_only(&unified.mount)));
     }
-    placement.needs_enabling = !unified.subtree_control.iter().any(|c| c == controller);
-    if placement.needs_enabling && unified.own_has_processes {
-        return placement.with_problem(Some(internal_processes(controller, parent)));
+    // Holding processes only (no limit) needs no controller.
+    if !how.tracking_only {
+        if !site.available.iter().any(|c| c == controller) {
+            let message = format!("`{controller}` is not delegated to {} (not in its cgroup.controllers)", site.base.display());
+            return placement.with_problem(Some(Problem::new(ProblemKind::ControllerMissing, message)));
+        }
+        placement.needs_enabling = !site.enabled.iter().any(|c| c == controller);
     }
-    let denied = v2_files_to_write(parent, placement.needs_enabling).into_iter().find_map(|p| access.check_write(&p).err());
+    let denied = v2_files_to_write(&site, placement.needs_enabling).into_iter().find_map(|p| access.check_write(&p).err());
     placement.with_problem(denied.map(not_writable))
 }
 
-/// What v2 needs to write: the parent directory (mkdir), its `cgroup.procs`
-/// (moving a process needs write access to the common ancestor of source and
-/// destination, and the sandbox's process starts in the parent), and, when a
-/// controller must be enabled first, its `cgroup.subtree_control`.
-fn v2_files_to_write(parent: &Path, needs_enabling: bool) -> Vec<PathBuf> {
-    let mut paths = vec![parent.to_path_buf(), parent.join("cgroup.procs")];
+/// What v2 needs to write: the base directory (mkdir), the `cgroup.procs` of
+/// the common ancestor of the tool's cgroup and the base (a process moves
+/// only with write access there, and the sandbox's process starts in the
+/// tool's cgroup), and, when a controller must be enabled first, the base's
+/// `cgroup.subtree_control`.
+fn v2_files_to_write(site: &super::site::V2Site, needs_enabling: bool) -> Vec<PathBuf> {
+    let ancestor = super::site::common_ancestor(&site.own, &site.base);
+    let mut paths = vec![site.base.clone(), ancestor.join("cgroup.procs")];
     if needs_enabling {
-        paths.push(parent.join("cgroup.subtree_control"));
+        paths.push(site.base.join("cgroup.subtree_control"));
     }
     paths
 }
@@ -669,16 +740,6 @@ fn not_visible(cgroup_path: &str, mount: &Path) -> Problem {
 
 fn read_only(mount: &Path) -> Problem {
     Problem::new(ProblemKind::ReadOnly, format!("{} is mounted read-only", mount.display()))
-}
-
-fn internal_processes(controller: &str, parent: &Path) -> Problem {
-    let message = format!(
-        "`{controller}` is available to {} but not enabled for its children, and cgroup v2 enables a \
-         controller for children only in a cgroup without processes of its own; this one holds processes \
-         (this tool's, at least)",
-        parent.display()
-    );
-    Problem::new(ProblemKind::InternalProcesses, message)
 }
 
 fn not_writable(reason: String) -> Problem {

@@ -22,9 +22,11 @@
 //! in its own cgroups. Where a limit cannot be applied, [`manager_for`] says why
 //! and what would fix it, instead of running without it.
 
+mod attach;
 mod files;
 mod group;
 mod kernel;
+mod leaf;
 mod leftovers;
 mod v1;
 mod v2;
@@ -36,11 +38,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::detect::{AccessCheck, CgroupLayout, CgroupVersion, EffectiveAccess, Limit, LimitPlacement, ProblemKind, place_limits_with};
+use super::detect::{
+    AccessCheck, CgroupLayout, CgroupVersion, EffectiveAccess, Limit, LimitPlacement, Placing, ProblemKind, place_limits_in,
+};
+pub use attach::{attach, attach_dirs};
+use group::Group;
 pub use kernel::{Kernel, RealKernel};
+pub use leaf::{SupervisorLeaf, enter_supervisor_leaf};
 pub use leftovers::{leftovers, leftovers_with, owner_pid, remove_leftovers, remove_leftovers_near, remove_leftovers_with, run_name};
-use v1::V1Manager;
-use v2::V2Manager;
+use v1::V1;
+use v2::V2;
 
 /// Every sandbox cgroup's name starts with this.
 pub const DIR_PREFIX: &str = "sandbox-";
@@ -91,6 +98,22 @@ pub struct Stats {
     pub oom_kills: Option<u64>,
     /// Times the memory limit was hit (v2 `memory.events` max, v1 `memory.failcnt`).
     pub memory_limit_hits: Option<u64>,
+    /// Forks refused by the pids limit (`pids.events` max, v1 and v2).
+    pub pids_limit_hits: Option<u64>,
+}
+
+impl Stats {
+    /// What a person should hear after a run: the limits that were reached.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(kills) = self.oom_kills.filter(|&n| n > 0) {
+            notes.push(format!("the memory limit was reached: the kernel's OOM killer ended {kills} process(es) in the sandbox"));
+        }
+        if let Some(hits) = self.pids_limit_hits.filter(|&n| n > 0) {
+            notes.push(format!("the pids limit was reached: {hits} fork(s) in the sandbox were refused"));
+        }
+        notes
+    }
 }
 
 /// The sandbox's cgroup(s). See the module documentation for the order of calls.
@@ -125,6 +148,15 @@ pub trait CgroupManager: Send + Sync {
     /// after `kill_all`. Directories already gone count as removed.
     fn remove(&self) -> io::Result<()>;
     fn stats(&self) -> Stats;
+    /// v2: the leaf this process moves itself into during `create`, before its
+    /// cgroup (the base) can hand controllers down; `remove` moves it back and
+    /// removes the leaf when it is the last one there. As data for the plan:
+    /// `mkdir -p LEAF; echo $$ > LEAF/cgroup.procs`.
+    fn supervisor_leaf(&self) -> Option<&SupervisorLeaf>;
+    /// v2: the sandbox's cgroup, to open (O_PATH|O_DIRECTORY) for clone3's
+    /// CLONE_INTO_CGROUP after `create` and `apply`, so that the child starts
+    /// inside it instead of being moved there by `add_process`.
+    fn clone_into_cgroup(&self) -> Option<PathBuf>;
 }
 
 /// A limit that cannot be applied (or a value that cannot be), plainly.
@@ -167,50 +199,179 @@ pub fn manager_with(
     access: &dyn AccessCheck,
     kernel: Arc<dyn Kernel>,
 ) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
+    let how = Placing { parent: super::options::current().parent, self_pid: std::process::id() as i32, tracking_only: limits.is_empty() };
+    manager_in(layout, name, limits, access, kernel, &how)
+}
+
+/// [`manager_with`] with the placing spelled out (tests).
+pub fn manager_in(
+    layout: &CgroupLayout,
+    name: &str,
+    limits: &Limits,
+    access: &dyn AccessCheck,
+    kernel: Arc<dyn Kernel>,
+    how: &Placing,
+) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
     let child = dir_name(name);
     let mut problems = invalid_values(limits);
     let placements: Vec<LimitPlacement> = if limits.is_empty() {
-        tracking_placement(layout, &child, access).into_iter().collect()
+        // Only holding processes: on v1 the pids hierarchy holds them.
+        place_limits_in(layout, &child, access, how).into_iter().filter(|p| p.limit == Limit::Pids).collect()
     } else {
-        let all = place_limits_with(layout, &child, access);
+        let all = place_limits_in(layout, &child, access, how);
         all.into_iter().filter(|p| limits.requested().contains(&p.limit)).collect()
     };
     problems.extend(placements.iter().filter_map(|p| unavailable(p, limits.is_empty())));
     if !problems.is_empty() {
         return Err(problems);
     }
-    build(&placements, limits.is_empty(), kernel)
+    build(&placements, limits.is_empty(), kernel, how.self_pid)
 }
 
-/// With no limit, the cgroup only holds processes, which needs no controller.
-/// On v2 any cgroup can do that, so place it as if `pids` were handed down
-/// already (the access checks still run); on v1 the pids hierarchy holds it.
-fn tracking_placement(layout: &CgroupLayout, child: &str, access: &dyn AccessCheck) -> Option<LimitPlacement> {
-    let mut layout = layout.clone();
-    if let CgroupLayout::V2 { unified } | CgroupLayout::Hybrid { unified, .. } = &mut layout {
-        for list in [&mut unified.available_controllers, &mut unified.subtree_control] {
-            if !list.iter().any(|c| c == "pids") {
-                list.push("pids".to_owned());
-            }
-        }
-    }
-    let placements = place_limits_with(&layout, child, access);
-    placements.into_iter().find(|p| p.limit == Limit::Pids)
-}
-
-fn build(placements: &[LimitPlacement], tracking_only: bool, kernel: Arc<dyn Kernel>) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
+fn build(
+    placements: &[LimitPlacement],
+    tracking_only: bool,
+    kernel: Arc<dyn Kernel>,
+    self_pid: i32,
+) -> Result<Box<dyn CgroupManager>, Vec<Unavailable>> {
     let version = single_backend(placements)?;
     let slots: Vec<Slot> = placements.iter().filter_map(Slot::from_placement).collect();
     let Some(first) = slots.first().cloned() else {
         return Err(vec![internal_error(placements)]);
     };
     let dirs = distinct(slots.iter().map(|s| s.dir.clone()));
+    let leaf =
+        placements.iter().find_map(|p| p.supervisor_leaf.clone()).map(|dir| SupervisorLeaf::new(first.parent.clone(), dir, self_pid));
     // Tracking only: the directory is made, no limit is written.
     let slots = if tracking_only { Vec::new() } else { slots };
-    Ok(match version {
-        CgroupVersion::V1 => Box::new(V1Manager::new(dirs, slots, kernel)),
-        CgroupVersion::V2 => Box::new(V2Manager::new(first.dir, first.parent, slots, kernel)),
-    })
+    let backend: Box<dyn Backend> = match version {
+        CgroupVersion::V1 => Box::new(V1),
+        CgroupVersion::V2 => Box::new(V2 { dir: first.dir, parent: first.parent }),
+    };
+    Ok(Box::new(SandboxCgroup { group: Group::new(dirs, Arc::clone(&kernel)), slots, backend, leaf, kernel }))
+}
+
+/// What differs between cgroup v1 and v2; everything else (making, joining,
+/// emptying and removing the directories) is [`SandboxCgroup`]'s, once.
+trait Backend: Send + Sync {
+    fn version(&self) -> CgroupVersion;
+    /// The controller enabling in the parent (v2 only).
+    fn enabling(&self, slots: &[Slot]) -> Option<Write>;
+    /// The limit files for one slot, in the order they must be written.
+    fn writes(&self, slot: &Slot, limits: &Limits) -> Vec<Write>;
+    fn stats(&self, dirs: &[PathBuf]) -> Stats;
+}
+
+/// The sandbox's cgroup(s): one per v1 hierarchy used, or one v2 cgroup.
+struct SandboxCgroup {
+    group: Group,
+    slots: Vec<Slot>,
+    backend: Box<dyn Backend>,
+    leaf: Option<SupervisorLeaf>,
+    kernel: Arc<dyn Kernel>,
+}
+
+impl CgroupManager for SandboxCgroup {
+    fn version(&self) -> CgroupVersion {
+        self.backend.version()
+    }
+
+    fn planned_enabling(&self) -> Vec<Write> {
+        self.backend.enabling(&self.slots).into_iter().collect()
+    }
+
+    fn planned_writes(&self, limits: &Limits) -> Vec<Write> {
+        self.slots.iter().flat_map(|slot| self.backend.writes(slot, limits)).collect()
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.group.dirs().to_vec()
+    }
+
+    fn create(&self) -> io::Result<()> {
+        // One sandbox at a time changes the base (its leaf, its controllers):
+        // another supervisor's `remove` may be about to hand it back.
+        let _lock = match &self.leaf {
+            Some(leaf) => Some(leaf.lock_base()?),
+            None => None,
+        };
+        if let Some(leaf) = &self.leaf {
+            leaf.enter(self.kernel.as_ref())?;
+        }
+        self.group.create()?;
+        // After mkdir, so that a refused (existing) directory leaves the parent
+        // untouched. The child gets the controller's files at this write.
+        if let Some((file, value)) = self.backend.enabling(&self.slots)
+            && let Err(error) = files::write_value(&file, &value)
+        {
+            let _ = self.group.remove();
+            drop(_lock);
+            self.release_leaf();
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn adopt(&self) -> io::Result<()> {
+        self.group.adopt_existing()
+    }
+
+    fn apply(&self, limits: &Limits) -> io::Result<()> {
+        self.group.check_owned()?;
+        if let Some(missing) = limits.requested().into_iter().find(|l| !self.slots.iter().any(|s| s.limit == *l)) {
+            let message = format!("this sandbox cgroup was set up without the {missing} limit (see manager_for)");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+        self.planned_writes(limits).iter().try_for_each(|(file, value)| files::write_value(file, value))
+    }
+
+    fn procs_files(&self) -> Vec<PathBuf> {
+        self.group.procs_files()
+    }
+
+    fn add_process(&self, pid: i32) -> io::Result<()> {
+        self.group.add_process(pid)
+    }
+
+    fn kill_all(&self) -> io::Result<()> {
+        self.group.kill_all()
+    }
+
+    fn remove(&self) -> io::Result<()> {
+        let removed = self.group.remove();
+        self.release_leaf();
+        // Taken over after a crash (no leaf of our own): the dead supervisor's
+        // leaf may be left beside it.
+        if self.leaf.is_none() && self.backend.version() == CgroupVersion::V2 && removed.is_ok() {
+            for base in self.group.dirs().iter().filter_map(|d| d.parent()) {
+                let _ = leaf::tidy_base(base, self.kernel.as_ref());
+            }
+        }
+        removed
+    }
+
+    fn stats(&self) -> Stats {
+        self.backend.stats(self.group.dirs())
+    }
+
+    fn supervisor_leaf(&self) -> Option<&SupervisorLeaf> {
+        self.leaf.as_ref()
+    }
+
+    fn clone_into_cgroup(&self) -> Option<PathBuf> {
+        (self.backend.version() == CgroupVersion::V2).then(|| self.group.dirs().first().cloned()).flatten()
+    }
+}
+
+impl SandboxCgroup {
+    /// Hands the base back as it was found when this process is the last
+    /// sandbox there (see [`SupervisorLeaf::release`]); otherwise the next
+    /// one to finish does.
+    fn release_leaf(&self) {
+        if let Some(leaf) = &self.leaf {
+            let _ = leaf.release(self.kernel.as_ref());
+        }
+    }
 }
 
 /// One limit's place: the sandbox cgroup that holds it and that cgroup's parent.
@@ -245,17 +406,6 @@ impl Slot {
 fn has_control_file(dir: &Path, parent: &Path, name: &str) -> bool {
     let asked = if dir.is_dir() { dir } else { parent };
     asked.join(name).is_file()
-}
-
-/// Writes in order, after checking the manager created its cgroup and was set
-/// up for every limit asked.
-fn apply_writes(group: &group::Group, slots: &[Slot], limits: &Limits, writes: &[Write]) -> io::Result<()> {
-    group.check_owned()?;
-    if let Some(missing) = limits.requested().into_iter().find(|l| !slots.iter().any(|s| s.limit == *l)) {
-        let message = format!("this sandbox cgroup was set up without the {missing} limit (see manager_for)");
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
-    }
-    writes.iter().try_for_each(|(file, value)| files::write_value(file, value))
 }
 
 /// The cpu quota in microseconds per [`CPU_PERIOD_US`] for `cores`, if valid.
@@ -359,8 +509,8 @@ fn fix_for(kind: ProblemKind, limit: Limit, backend: Option<CgroupVersion>) -> S
     match kind {
         ProblemKind::NoCgroups => format!("mount cgroup2 (`mount -t cgroup2 none /sys/fs/cgroup`), {or_drop}"),
         ProblemKind::ControllerMissing if backend == Some(CgroupVersion::V2) => format!(
-            "have the parent cgroup delegate `{c}`: as root, start the tool under `systemd-run --scope -p Delegate=yes \
-             sandbox ...` (`systemd-run --user ...` as a user), {or_drop}"
+            "have the parent cgroup delegate `{c}`: start the tool in a delegated scope (`systemd-run --scope -p Delegate=yes \
+             sandbox ...`, `systemd-run --user ...` as a user), or name a prepared cgroup with --cgroup-parent PATH, {or_drop}"
         ),
         ProblemKind::ControllerMissing => {
             format!("mount a hierarchy with it (`mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}`), {or_drop}")
@@ -372,21 +522,32 @@ fn fix_for(kind: ProblemKind, limit: Limit, backend: Option<CgroupVersion>) -> S
         ProblemKind::ReadOnly => {
             format!("make the cgroup mount writable (in a container: give it a writable cgroup of its own), {or_drop}")
         }
-        // Honest about the kernel rule: a delegated scope alone does not help,
-        // because the tool itself sits in the scope's cgroup.
         ProblemKind::InternalProcesses => format!(
-            "cgroup v2 hands a controller to child cgroups only from a cgroup with no process in it, and this tool \
-             runs in its own cgroup. A delegated scope (`systemd-run --scope -p Delegate=yes sandbox ...`, with \
-             `--user` when not root) is the usual way out only together with the tool moving itself into a leaf \
-             cgroup of that scope, which this version does not do; so for now, {}",
-            or_drop.trim_start_matches("or ")
+            "start the tool in a cgroup of its own: a delegated scope (`systemd-run --scope -p Delegate=yes sandbox ...`, \
+             with `--user` when not root), or a prepared empty cgroup named with --cgroup-parent PATH, {or_drop}"
         ),
         ProblemKind::NotWritable => format!(
             "run as root, or from a cgroup delegated to your user (`systemd-run --user --scope -p Delegate=yes \
-             sandbox ...`), {or_drop}"
+             sandbox ...`, or --cgroup-parent PATH of a cgroup you own), {or_drop}"
         ),
         ProblemKind::InvalidName => "use a run or instance name without `/`, `.` or `..`".to_owned(),
+        ProblemKind::ParentMissing => format!("create that cgroup first, or name an existing one with --cgroup-parent, {or_drop}"),
     }
+}
+
+/// The refusal `run`, `start`, `exec` and `lab start` print when limits cannot
+/// be applied: one short line per limit with the cause, then one fix (the first
+/// problem's, since one cause usually blocks them all) and the way out on purpose.
+pub fn refusal(problems: &[Unavailable]) -> String {
+    let mut text = String::from("the profile's [limits] cannot be applied here, so the sandbox does not start:");
+    for problem in problems {
+        text.push_str(&format!("\n  {}: {}", problem.limit, problem.message));
+    }
+    if let Some(first) = problems.first() {
+        let fix = first.fix.rsplit_once(", or remove").map_or(first.fix.as_str(), |(fix, _)| fix);
+        text.push_str(&format!("\n  fix: {fix}; or run without limits on purpose with --no-limits"));
+    }
+    text
 }
 
 #[cfg(test)]

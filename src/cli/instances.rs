@@ -33,12 +33,10 @@ fn limits(profile: &Profile) -> cgroup::Limits {
     cgroup::Limits { memory: profile.limits.memory, pids: profile.limits.pids, cpu: profile.limits.cpu }
 }
 
-/// The instance's cgroup, to read or clean (nothing is created).
-fn manager(profile: &Profile, cgroup_name: &str) -> Option<Box<dyn CgroupManager>> {
-    let layout = cgroup::detect().ok()?;
-    let manager = cgroup::manager_for(&layout, cgroup_name, &limits(profile)).ok()?;
-    manager.adopt().ok()?;
-    Some(manager)
+/// The cgroup a running instance's PID 1 is in, to join, read or clean
+/// (nothing is created): found from the process, so it works from any cgroup.
+fn manager(running: &Running) -> Option<Box<dyn CgroupManager>> {
+    cgroup::attach(&running.cgroup, running.init)
 }
 
 /// The profile spec as the record keeps it: ready names as they are, paths absolute.
@@ -112,6 +110,7 @@ pub fn run_named(
     };
     let session = session::prepare(&request, &state)?;
     super::run::warn(&session.warnings)?;
+    let cgroup_dirs = session.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
     // The instance is marked running once its command step is reached (its
     // root is built), and the lock is held until then: two `start`s of one
     // name never give two instances, and `start` never reports one that failed.
@@ -131,6 +130,7 @@ pub fn run_named(
             init_start: instance::start_time(init).unwrap_or(0),
             started: instance::now(),
             cgroup: instance.cgroup_name(),
+            cgroup_dirs: cgroup_dirs.clone(),
         };
         let _ = instance.set_running(&running);
         // Unlock explicitly: the sandbox's processes inherited this descriptor
@@ -174,6 +174,12 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         record_for(instance, spec, &profile, &rootfs)?;
     }
     let spec = absolute_spec(spec);
+    // On cgroup v2, alone in its cgroup: into the `supervisor` leaf first, so
+    // the supervisors are born there and their cgroups can get controllers.
+    let _leaf = cgroup::detect().ok().and_then(|layout| {
+        let how = cgroup::Placing { parent: cgroup::options::current().parent, self_pid: std::process::id() as i32, tracking_only: false };
+        cgroup::enter_supervisor_leaf(&layout, &how)
+    });
     let logs = state.join("run/logs");
     std::fs::create_dir_all(&logs).map_err(crate::state::at(&logs))?;
     let mut children = Vec::new();
@@ -183,6 +189,7 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         let mut command = std::process::Command::new(std::env::current_exe()?);
         command
             .args(["run", &spec, "--name", &instance.display])
+            .args(cgroup::options::current().to_args())
             .env(super::BACKGROUND_ENV, "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -251,7 +258,16 @@ pub fn exec(name: &str, command: Vec<String>) -> Result<ExitCode, Failure> {
         }
     })?;
     let profile = super::build::load(&record.profile)?;
-    let manager = manager(&profile, &running.cgroup);
+    let manager = manager(&running);
+    if manager.is_none() && !limits(&profile).is_empty() && !cgroup::options::current().no_limits {
+        let name = shown(name);
+        return Err(Failure {
+            message: format!(
+                "instance `{name}` has no cgroup of its own (started with --no-limits?), so the profile's [limits] would not hold for this command\n  fix: restart it (`sandbox stop {name}` and `sandbox start {} --name {name}`), or run without limits on purpose with --no-limits",
+                shown(&record.profile)
+            ),
+        });
+    }
     // What ran in the instance, in a record only root can read or change.
     crate::lab::evidence::note_exec(&instance.dir, &command)?;
     let input = Input {
@@ -295,10 +311,7 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
     for instance in instance::all(&state) {
         let Ok(record) = instance.record() else { continue };
         let running = instance.running();
-        let stats = running.as_ref().and_then(|running| {
-            let profile = super::build::load(&record.profile).ok()?;
-            manager(&profile, &running.cgroup).map(|m| (m.stats(), m.procs_files()))
-        });
+        let stats = running.as_ref().and_then(|running| manager(running).map(|m| (m.stats(), m.procs_files())));
         let processes =
             stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
         rows.push(Row {
@@ -374,9 +387,8 @@ fn stop_one(instance: &Instance) -> Result<bool, Failure> {
     }
     // Whatever happened before (a killed supervisor, a crash): no process and
     // no cgroup of the instance is left.
-    if let Ok(record) = instance.record()
-        && let Ok(profile) = super::build::load(&record.profile)
-        && let Some(m) = manager(&profile, &instance.cgroup_name())
+    if let Some(last) = instance.last_running()
+        && let Some(m) = cgroup::attach_dirs(&last.cgroup, &last.cgroup_dirs)
     {
         let _ = m.kill_all();
         let _ = m.remove();

@@ -69,6 +69,8 @@ enum Command {
         /// A file with one instance name a line (`#` starts a comment).
         #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
         names_from: Option<PathBuf>,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
     },
     /// Run a command in a running instance (the same namespaces, root, user and limits).
     Exec {
@@ -77,6 +79,8 @@ enum Command {
         name: String,
         #[command(flatten)]
         terminal: TerminalFlags,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
         /// The command to run instead of the profile's (`sandbox exec alice ls -l`).
         #[arg(value_name = "CMD", allow_hyphen_values = true)]
         command: Vec<String>,
@@ -242,6 +246,8 @@ struct RunArgs {
     overrides: Overrides,
     #[command(flatten)]
     terminal: TerminalFlags,
+    #[command(flatten)]
+    cgroup: CgroupArgs,
     /// The command to run instead of the profile's; everything after PROFILE is the command, as in `docker run`.
     #[arg(value_name = "CMD", allow_hyphen_values = true)]
     command: Vec<String>,
@@ -292,6 +298,8 @@ enum LabCommand {
         /// A class: one student name a line.
         #[arg(long, value_name = "FILE")]
         names_from: Option<PathBuf>,
+        #[command(flatten)]
+        cgroup: CgroupArgs,
     },
     /// Run the lab's checks in the student's instance; exit 0 only when all pass.
     Check {
@@ -311,6 +319,28 @@ enum LabCommand {
         #[arg(long)]
         csv: bool,
     },
+}
+
+/// Where the limits go, or that they do not (run, start, exec, lab start).
+#[derive(clap::Args, Clone, Default)]
+struct CgroupArgs {
+    /// Run without the profile's [limits], on purpose (otherwise limits that cannot be applied stop the start).
+    #[arg(long)]
+    no_limits: bool,
+    /// Create the sandbox's cgroups under this prepared cgroup (e.g. /sys/fs/cgroup/lab.slice).
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<PathBuf>,
+}
+
+impl Command {
+    /// The cgroup choices of the commands that take them.
+    fn cgroup_args(&self) -> Option<&CgroupArgs> {
+        match self {
+            Command::Run(RunArgs { cgroup, .. }) | Command::Start { cgroup, .. } | Command::Exec { cgroup, .. } => Some(cgroup),
+            Command::Lab { command: LabCommand::Start { cgroup, .. }, .. } => Some(cgroup),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -352,6 +382,9 @@ pub fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     output::set_color(cli.color);
+    if let Some(args) = cli.command.cgroup_args() {
+        crate::cgroup::options::choose(crate::cgroup::CgroupOptions { no_limits: args.no_limits, parent: args.cgroup_parent.clone() });
+    }
     let json = wants_json(&cli.command);
     let result = dispatch(cli.command);
     result.unwrap_or_else(|failure| if json { failure.report_json() } else { failure.report() })
@@ -374,8 +407,8 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Build { profile, out, locked, json } => build::build(&profile, out.as_deref(), locked, json),
         Command::Run(args) => run_command(args),
-        Command::Start { profile, names, names_from } => instances::start(&profile, names, names_from.as_deref()),
-        Command::Exec { name, terminal: _, command, after_dashes } => instances::exec(&name, joined_command(command, after_dashes)),
+        Command::Start { profile, names, names_from, .. } => instances::start(&profile, names, names_from.as_deref()),
+        Command::Exec { name, command, after_dashes, .. } => instances::exec(&name, joined_command(command, after_dashes)),
         Command::Ps { json } => instances::ps(json),
         Command::Stop { names } => instances::stop(&names),
         Command::Reset { names } => instances::reset(&names),
@@ -401,7 +434,9 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             match command {
                 LabCommand::List => lab::list(&common),
                 LabCommand::Show { lab: wanted } => lab::show(&wanted, &common),
-                LabCommand::Start { lab: wanted, name, names_from } => lab::start(&wanted, name.as_deref(), names_from.as_deref(), &common),
+                LabCommand::Start { lab: wanted, name, names_from, .. } => {
+                    lab::start(&wanted, name.as_deref(), names_from.as_deref(), &common)
+                }
                 LabCommand::Check { lab: wanted, name, names_from, json, csv } => {
                     let format = if json {
                         lab::Format::Json
@@ -435,7 +470,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
 pub const BACKGROUND_ENV: &str = "SANDBOX_BACKGROUND";
 
 fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
-    let RunArgs { profile, mode, name, rm, overrides, terminal: _, command, after_dashes } = args;
+    let RunArgs { profile, mode, name, rm, overrides, terminal: _, cgroup: _, command, after_dashes } = args;
     let profile = profile.unwrap_or_else(|| "shell".into());
     let command = joined_command(command, after_dashes);
     if !profile.contains('/') && !profile.ends_with(".toml") && crate::profile::ready().iter().all(|p| p.name != profile) {

@@ -134,10 +134,11 @@ pub fn report(outcome: &Outcome) -> Result<(), Failure> {
         // The error names the student's program: terminal-safe.
         writeln!(err, ": {}", crate::escape::text(error.as_bytes()))?;
     }
-    if outcome.oom_kills > 0 {
+    // From memory.events and pids.events, read before the cgroup went.
+    for note in &outcome.limit_notes {
         let mut err = stream(Stream::Stderr);
         paint(&mut err, Color::Yellow, true, "note")?;
-        writeln!(err, ": the memory limit was reached: the kernel's OOM killer ended {} process(es) in the sandbox", outcome.oom_kills)?;
+        writeln!(err, ": {note}")?;
     }
     Ok(())
 }

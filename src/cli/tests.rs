@@ -73,7 +73,7 @@ fn run_accepts_the_flags_people_type() {
 
 #[test]
 fn exec_and_explain_take_the_command_both_ways() {
-    let Command::Exec { name, command, after_dashes, terminal } = parse(&["exec", "-it", "alice", "ls", "-l"]).unwrap().command else {
+    let Command::Exec { name, command, after_dashes, terminal, .. } = parse(&["exec", "-it", "alice", "ls", "-l"]).unwrap().command else {
         panic!()
     };
     assert_eq!((name.as_str(), joined_command(command, after_dashes)), ("alice", vec!["ls".to_string(), "-l".to_string()]));

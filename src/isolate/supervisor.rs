@@ -69,6 +69,8 @@ pub struct Outcome {
     pub init_pid: Option<i32>,
     /// Processes the OOM killer ended in the sandbox's cgroup.
     pub oom_kills: u64,
+    /// The limits the sandbox reached (memory.events, pids.events), for people.
+    pub limit_notes: Vec<String>,
     /// `explain --step` was left before its end (q or Ctrl-C).
     pub quit: bool,
 }
@@ -415,7 +417,9 @@ impl Supervisor<'_, '_> {
                     }
                 }
                 Action::CgroupRemove { .. } if self.cgroup_made => {
-                    self.outcome.oom_kills = self.cgroup.and_then(|c| c.stats().oom_kills).unwrap_or(0);
+                    let stats = self.cgroup.map(|c| c.stats()).unwrap_or_default();
+                    self.outcome.oom_kills = stats.oom_kills.unwrap_or(0);
+                    self.outcome.limit_notes = stats.notes();
                     self.step(index, step, child);
                 }
                 _ => {}

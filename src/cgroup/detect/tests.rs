@@ -249,7 +249,8 @@ fn v2_session_scope_with_processes_cannot_hand_controllers_down() {
     let placements = place_limits_with(&layout, "sandbox-x", &AllowAll);
     assert_eq!(problem_kind(placement(&placements, Limit::Memory)), Some(ProblemKind::InternalProcesses));
     assert_eq!(problem_kind(placement(&placements, Limit::Pids)), Some(ProblemKind::InternalProcesses));
-    assert_eq!(problem_kind(placement(&placements, Limit::Cpu)), Some(ProblemKind::ControllerMissing));
+    // The first cause blocks every limit: no base cgroup at all.
+    assert_eq!(problem_kind(placement(&placements, Limit::Cpu)), Some(ProblemKind::InternalProcesses));
     // It still says where the cgroup would have gone.
     assert!(placement(&placements, Limit::Memory).child.as_ref().unwrap().ends_with("session-2.scope/sandbox-x"));
 }

@@ -94,7 +94,7 @@ impl Group {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("not a process id: {pid}")));
         }
         self.check_owned()?;
-        self.procs_files().iter().try_for_each(|procs| write_value(procs, &pid.to_string()))
+        self.procs_files().iter().try_for_each(|procs| self.kernel.move_process(pid, procs))
     }
 
     /// Kills every process in the directories (and in cgroups nested in them)

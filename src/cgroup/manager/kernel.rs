@@ -21,6 +21,9 @@ pub trait Kernel: Send + Sync {
     fn mkdir(&self, dir: &Path) -> io::Result<()>;
     /// Removes an empty cgroup directory (`EBUSY` while processes are still leaving).
     fn rmdir(&self, dir: &Path) -> io::Result<()>;
+    /// Moves process `pid` into the cgroup of `procs_file` (its `cgroup.procs`):
+    /// the kernel takes it out of the cgroup it was in.
+    fn move_process(&self, pid: i32, procs_file: &Path) -> io::Result<()>;
     /// Sends SIGKILL to `pid` if, and only if, it is still listed in `procs_file`.
     fn kill_member(&self, pid: i32, procs_file: &Path) -> io::Result<()>;
     /// Whether a process with this pid exists (in this pid namespace).
@@ -43,6 +46,10 @@ impl Kernel for RealKernel {
         // remove_dir is rmdir(2): on cgroupfs it removes the control files with the
         // directory, and it never recurses into anything.
         fs::remove_dir(dir)
+    }
+
+    fn move_process(&self, pid: i32, procs_file: &Path) -> io::Result<()> {
+        super::files::write_value(procs_file, &pid.to_string())
     }
 
     fn kill_member(&self, pid: i32, procs_file: &Path) -> io::Result<()> {

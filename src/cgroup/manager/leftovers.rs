@@ -92,7 +92,13 @@ fn remove_leftovers_in(parents: &[PathBuf], kernel: Arc<dyn Kernel>) -> io::Resu
     for dir in leftovers_in(parents, kernel.as_ref()) {
         let group = Group::adopt(vec![dir.clone()], Arc::clone(&kernel));
         match group.kill_all().and_then(|()| group.remove()) {
-            Ok(()) => removed.push(dir),
+            Ok(()) => {
+                // v2: the dead supervisor's leaf beside it, if it was the last.
+                if let Some(base) = dir.parent() {
+                    let _ = super::leaf::tidy_base(base, kernel.as_ref());
+                }
+                removed.push(dir)
+            }
             Err(error) => {
                 first_error.get_or_insert(io::Error::new(error.kind(), format!("leftover {}: {error}", dir.display())));
             }

@@ -77,6 +77,21 @@ impl Kernel for FakeKernel {
         fs::remove_dir_all(dir)
     }
 
+    fn move_process(&self, pid: i32, procs_file: &Path) -> io::Result<()> {
+        // Out of every cgroup of the hierarchy, into this one.
+        let mount = self.templates.iter().map(|(m, _)| m).find(|m| procs_file.starts_with(m)).expect("a mount");
+        for cgroup in cgroup_tree(mount).unwrap() {
+            let procs = cgroup.join("cgroup.procs");
+            if let Ok(text) = fs::read_to_string(&procs) {
+                let kept: String = text.lines().filter(|l| l.trim() != pid.to_string()).map(|l| format!("{l}\n")).collect();
+                fs::write(&procs, kept).unwrap();
+            }
+        }
+        let mut text = fs::read_to_string(procs_file)?;
+        text.push_str(&format!("{pid}\n"));
+        fs::write(procs_file, text)
+    }
+
     fn kill_member(&self, pid: i32, procs_file: &Path) -> io::Result<()> {
         // Like the real kernel: a pid no longer listed is not ours to signal.
         if !super::files::read_pids(procs_file)?.contains(&pid) {
@@ -164,6 +179,7 @@ const V2_OWN: &str = "user.slice/user-1000.slice/user@1000.service/app.slice/lab
 fn v2_child_files(swap: bool, kill: bool) -> Files {
     let mut files = vec![
         ("cgroup.procs", ""),
+        ("cgroup.type", "domain\n"),
         ("cgroup.events", "populated 0\nfrozen 0\n"),
         ("cgroup.subtree_control", ""),
         ("memory.max", "max\n"),
@@ -302,6 +318,56 @@ fn v2_a_parent_with_processes_is_refused_plainly_and_nothing_is_touched() {
     assert_eq!(snapshot(tree.tmp.path()), before);
 }
 
+/// The supervisor alone in its cgroup (pid 4242): into a leaf, and back.
+fn v2_alone_manager(tree: &V2Tree, name: &str) -> Box<dyn CgroupManager> {
+    let how = Placing { parent: None, self_pid: 4242, tracking_only: false };
+    manager_in(&tree.layout, name, &LIMITS, &AllowAll, tree.kernel.clone(), &how).unwrap()
+}
+
+#[test]
+fn v2_alone_in_its_cgroup_the_supervisor_moves_into_a_leaf_and_hands_the_base_back() {
+    let tree = v2_tree("cpu memory pids\n", "", "4242\n", true, true);
+    let before = snapshot(tree.tmp.path());
+    let manager = v2_alone_manager(&tree, "run-4242-a");
+    let leaf = tree.own.join("supervisor");
+    let expected_leaf = SupervisorLeaf { base: tree.own.clone(), dir: leaf.clone(), pid: 4242 };
+    assert_eq!(manager.supervisor_leaf(), Some(&expected_leaf));
+    assert_eq!(manager.clone_into_cgroup(), Some(tree.own.join("sandbox-run-4242-a")));
+    assert_eq!(manager.planned_enabling(), writes(&[(&tree.own.join("cgroup.subtree_control"), "+memory +pids +cpu")]));
+
+    manager.create().unwrap();
+    assert_eq!(fs::read_to_string(leaf.join("cgroup.procs")).unwrap(), "4242\n", "the supervisor, and only it, moved");
+    assert_eq!(fs::read_to_string(tree.own.join("cgroup.procs")).unwrap(), "");
+    assert!(tree.own.join("sandbox-run-4242-a").is_dir());
+    assert_eq!(fs::read_to_string(tree.own.join("cgroup.subtree_control")).unwrap(), "+memory +pids +cpu");
+
+    // A second sandbox of the same base shares the leaf; the first to end leaves it.
+    let second = v2_alone_manager(&tree, "run-4242-b");
+    second.create().unwrap();
+    manager.remove().unwrap();
+    assert!(leaf.is_dir(), "another sandbox is still in the base");
+    second.remove().unwrap();
+    assert!(!leaf.exists(), "the last one removes the leaf");
+    assert_eq!(fs::read_to_string(tree.own.join("cgroup.procs")).unwrap(), "4242\n", "and moves back");
+    assert_eq!(fs::read_to_string(tree.own.join("cgroup.subtree_control")).unwrap(), "-memory -pids -cpu", "controllers off again");
+    let changed = changed_files(&before, &snapshot(tree.tmp.path()));
+    assert_eq!(changed.keys().collect::<Vec<_>>(), [&tree.own.join("cgroup.subtree_control")], "nothing else differs");
+}
+
+#[test]
+fn v2_after_a_crash_the_dead_supervisors_leaf_is_tidied_with_its_sandbox() {
+    let tree = v2_tree("cpu memory pids\n", "", "4242\n", true, true);
+    let manager = v2_alone_manager(&tree, "inst-a");
+    manager.create().unwrap();
+    tree.kernel.exit(4242); // kill -9 of the supervisor; the sandbox's cgroup stays
+    let adopted = attach::attach_dirs_in(&tree.layout, "inst-a", &manager.dirs(), tree.kernel.clone()).unwrap();
+    adopted.kill_all().unwrap();
+    adopted.remove().unwrap();
+    assert!(!tree.own.join("sandbox-inst-a").exists());
+    assert!(!tree.own.join("supervisor").exists());
+    assert_eq!(fs::read_to_string(tree.own.join("cgroup.subtree_control")).unwrap(), "-memory -pids -cpu");
+}
+
 #[test]
 fn v2_missing_controller_and_no_delegation_are_refused_with_a_fix() {
     let tree = v2_tree("pids\n", "pids\n", "", true, true);
@@ -364,8 +430,18 @@ fn v2_stats_read_current_values_and_oom_kills() {
     fs::write(dir.join("memory.current"), "1048576\n").unwrap();
     fs::write(dir.join("pids.current"), "3\n").unwrap();
     fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n").unwrap();
+    fs::write(dir.join("pids.events"), "max 68\n").unwrap();
     let stats = manager.stats();
-    assert_eq!(stats, Stats { memory_bytes: Some(MIB), pids: Some(3), oom_kills: Some(2), memory_limit_hits: Some(7) });
+    let expected =
+        Stats { memory_bytes: Some(MIB), pids: Some(3), oom_kills: Some(2), memory_limit_hits: Some(7), pids_limit_hits: Some(68) };
+    assert_eq!(stats, expected);
+    assert_eq!(
+        stats.notes(),
+        [
+            "the memory limit was reached: the kernel's OOM killer ended 2 process(es) in the sandbox",
+            "the pids limit was reached: 68 fork(s) in the sandbox were refused"
+        ]
+    );
     manager.remove().unwrap();
     assert_eq!(manager.stats(), Stats::default(), "a removed cgroup reports nothing, not zeros");
 }
@@ -556,7 +632,7 @@ fn create_refuses_an_existing_directory_and_undoes_its_own_mkdirs() {
     again.remove().unwrap();
     assert!(tree.kernel.killed().is_empty());
     assert!(tree.own.join("sandbox-run-42").is_dir(), "the refused create removed nothing");
-    assert_eq!(fs::read_to_string(tree.own.join("sandbox-run-42/cgroup.procs")).unwrap(), "4242");
+    assert_eq!(fs::read_to_string(tree.own.join("sandbox-run-42/cgroup.procs")).unwrap(), "4242\n");
 }
 
 #[test]
@@ -566,7 +642,7 @@ fn add_process_writes_the_pid_into_every_hierarchy() {
     manager.create().unwrap();
     manager.add_process(4242).unwrap();
     for procs in manager.procs_files() {
-        assert_eq!(fs::read_to_string(&procs).unwrap(), "4242", "{}", procs.display());
+        assert_eq!(fs::read_to_string(&procs).unwrap(), "4242\n", "{}", procs.display());
     }
     // The tool's own cgroups are not written to.
     assert_eq!(fs::read_to_string(tree.pids_own.join("cgroup.procs")).unwrap(), "1000\n1001\n");
@@ -603,7 +679,11 @@ fn v1_stats_come_from_each_controllers_hierarchy() {
     fs::write(memory.join("memory.failcnt"), "12\n").unwrap();
     fs::write(memory.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
     fs::write(tree.pids_own.join("sandbox-run-42/pids.current"), "5\n").unwrap();
-    assert_eq!(manager.stats(), Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12) });
+    fs::write(tree.pids_own.join("sandbox-run-42/pids.events"), "max 0\n").unwrap();
+    let expected =
+        Stats { memory_bytes: Some(2 * MIB), pids: Some(5), oom_kills: Some(1), memory_limit_hits: Some(12), pids_limit_hits: Some(0) };
+    assert_eq!(manager.stats(), expected);
+    assert_eq!(manager.stats().notes().len(), 1, "no note for a limit never hit");
 }
 
 #[test]

@@ -162,6 +162,13 @@ impl Kernel for Real<'_> {
                 .map_err(fail(format!("open({path})")))?;
             fds.push((path, fd));
         }
+        // A namespace the sandbox shares with the caller (no cgroup namespace
+        // without a cgroup, the host network) is skipped: setns into it would
+        // be a no-op, but the kernel checks the rights first, and after
+        // joining the sandbox's user namespace the caller has none over the
+        // host's namespaces (EPERM). Compared before any setns: after the
+        // mount namespace, /proc/self is the sandbox's /proc.
+        fds.retain(|(path, fd)| !same_namespace(fd, path));
         for (path, fd) in fds {
             nix::sched::setns(fd, CloneFlags::empty()).map_err(fail(format!("setns({path})")))?;
         }
@@ -404,4 +411,15 @@ impl Kernel for Real<'_> {
         manager.remove().map_err(io_fail(call))?;
         killed
     }
+}
+
+/// Whether the namespace open as `fd` (from `/proc/PID/ns/NAME`) is the
+/// calling process's own `/proc/self/ns/NAME`.
+fn same_namespace(fd: &impl std::os::fd::AsFd, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(name) = path.rsplit('/').next() else { return false };
+    let (Ok(theirs), Ok(ours)) = (nix::sys::stat::fstat(fd.as_fd()), std::fs::metadata(format!("/proc/self/ns/{name}"))) else {
+        return false;
+    };
+    theirs.st_ino == ours.ino() && theirs.st_dev == ours.dev()
 }
