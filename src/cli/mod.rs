@@ -222,6 +222,7 @@ enum Command {
     /// (started by `serve`) the unprivileged web process.
     #[command(hide = true)]
     ServeWeb {
+        /// The web process's settings (JSON), written by `serve` for it.
         #[arg(long)]
         config: String,
     },

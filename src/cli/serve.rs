@@ -61,6 +61,7 @@ pub enum ServeCommand {
         /// A student's name, or `teacher`.
         #[arg(long, value_name = "NAME")]
         rotate: String,
+        /// Print the new link as one JSON object: {name, url}.
         #[arg(long)]
         json: bool,
     },

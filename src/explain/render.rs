@@ -154,7 +154,8 @@ impl Narrator<'_> {
             .text("press_enter")
             .replace("{step}", &format!("{}/{}", index + 1, self.total))
             .replace("{title}", self.catalog.title(step.id));
-        let text = wrap_hanging(&format!("[{text}]"), self.width, "  ", "   ");
+        // One column less: the cursor waits after a space.
+        let text = wrap_hanging(&format!("[{text}]"), self.width.saturating_sub(1), "  ", "   ");
         write!(self.out, "{text} ")?;
         self.out.flush()
     }
