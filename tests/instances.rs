@@ -420,3 +420,33 @@ fn a_full_disk_and_a_read_only_state_dir_are_named_and_leave_nothing() {
     let claims: Vec<String> = claims.unwrap_or_default();
     assert!(!claims.iter().any(|c| c.contains(&home.display().to_string())), "the failed instance keeps a claim: {claims:?}");
 }
+
+/// Issue 14: a one-off run's throwaway layer goes with the run, unless
+/// `--keep`, which makes it an instance with a new name (told on stderr).
+#[test]
+fn run_keep_turns_a_one_off_run_into_an_instance() {
+    if !need_root("instances") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap().keep();
+    let _cleanup = CleanupIn(home.clone(), vec!["shell-1".into(), "shell-2".into()]);
+    let once = run(sandbox_in(&home).args(["run", "shell", "--", "/bin/sh", "-c", "echo gone > ~/f"]).stdin(Stdio::null()));
+    assert!(once.status.success(), "{}", stderr(&once));
+    assert!(
+        stdout(&run(sandbox_in(&home).args(["ps", "--json"]))).trim().trim_matches(['[', ']']).is_empty(),
+        "no instance without --keep"
+    );
+    let kept = run(sandbox_in(&home).args(["run", "--keep", "shell", "--", "/bin/sh", "-c", "echo kept > ~/f"]).stdin(Stdio::null()));
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    assert!(stderr(&kept).contains("`shell-1`"), "{}", stderr(&kept));
+    assert!(ok(sandbox_in(&home).args(["diff", "shell-1"])).lines().any(|l| l == "A /home/student/f"));
+    let again =
+        run(sandbox_in(&home).args(["run", "shell", "--name", "shell-1", "--", "/bin/cat", "/home/student/f"]).stdin(Stdio::null()));
+    assert_eq!(stdout(&again), "kept\n", "{}", stderr(&again));
+    // The next --keep takes the next name; --keep with --name is a usage error.
+    let next = run(sandbox_in(&home).args(["run", "--keep", "shell", "--", "/bin/true"]).stdin(Stdio::null()));
+    assert!(stderr(&next).contains("`shell-2`"), "{}", stderr(&next));
+    assert_eq!(run(sandbox_in(&home).args(["run", "--keep", "--name", "x", "shell"])).status.code(), Some(2));
+    ok(sandbox_in(&home).args(["rm", "shell-1", "shell-2"]));
+    let _ = fs::remove_dir_all(&home);
+}

@@ -3,7 +3,6 @@
 //! (`내이름`) or the id it maps to; what comes from inside an instance (file
 //! names, its log) is escaped before it reaches the terminal.
 
-use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -116,13 +115,8 @@ pub fn run_named(
     // name never give two instances, and `start` never reports one that failed.
     let mut lock = Some(lock);
     let supervisor = std::process::id() as i32;
-    let init = Cell::new(None);
-    let mut on_init = |pid: i32| init.set(Some(pid));
-    let mut on_event = |event: &crate::isolate::Event| {
-        let Some(init) = init.get() else { return };
-        if event.id != "exec-command" || !event.ok {
-            return;
-        }
+    // Called when PID 1 has started the command (its root is built, every step done).
+    let mut on_init = |init: i32| {
         let running = Running {
             supervisor,
             supervisor_start: instance::start_time(supervisor).unwrap_or(0),
@@ -141,7 +135,7 @@ pub fn run_named(
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
         }
     };
-    let result = super::run::launch_session(&session, &mut on_event, None, Some(&mut on_init), !background, false);
+    let result = super::run::launch_session(&session, &mut |_| {}, None, Some(&mut on_init), !background, false);
     instance.clear_running();
     let status = result?.status;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
@@ -443,6 +437,30 @@ pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh instance name for `run --keep`: the profile's name and the first
+/// free number (`shell-1`, `shell-2`, ...), told on stderr before the run.
+pub fn kept_name(spec: &str) -> Result<String, Failure> {
+    let state = usable_state()?;
+    let base: String = Path::new(spec)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    for n in 1..10_000 {
+        let name = format!("{base}-{n}");
+        if !Instance::named(&state, &name)?.exists() {
+            writeln!(
+                stream(Stream::Stderr),
+                "note: --keep: this run's changes stay in the instance `{name}` (sandbox diff {name}; sandbox rm {name})"
+            )?;
+            return Ok(name);
+        }
+    }
+    Err(Failure { message: format!("no free name for --keep among {base}-1 to {base}-9999\n  fix: give one with --name NAME") })
 }
 
 pub fn rm(names: &[String]) -> Result<ExitCode, Failure> {

@@ -241,8 +241,11 @@ struct RunArgs {
     #[arg(long, add = complete::instances())]
     name: Option<String>,
     /// With --name: remove the instance when the command ends. Without a name nothing is kept anyway.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keep")]
     rm: bool,
+    /// Keep what a one-off run wrote: the run becomes an instance with a new name (printed), for `diff`, `run --name` and `rm`.
+    #[arg(long, conflicts_with = "name")]
+    keep: bool,
     #[command(flatten)]
     overrides: Overrides,
     #[command(flatten)]
@@ -471,7 +474,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
 pub const BACKGROUND_ENV: &str = "SANDBOX_BACKGROUND";
 
 fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
-    let RunArgs { profile, mode, name, rm, overrides, terminal: _, cgroup: _, command, after_dashes } = args;
+    let RunArgs { profile, mode, name, rm, keep, overrides, terminal: _, cgroup: _, command, after_dashes } = args;
     let profile = profile.unwrap_or_else(|| "shell".into());
     let command = joined_command(command, after_dashes);
     if !profile.contains('/') && !profile.ends_with(".toml") && crate::profile::ready().iter().all(|p| p.name != profile) {
@@ -492,6 +495,12 @@ fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     let background = std::env::var_os(BACKGROUND_ENV).is_some_and(|v| v == "1");
+    // `--keep`: a one-off run's throwaway layer lives on a tmpfs that goes with
+    // the sandbox, so what is to be kept is written into an instance instead.
+    let name = match keep {
+        true => Some(instances::kept_name(&profile)?),
+        false => name,
+    };
     match name {
         Some(name) => {
             let status = instances::run_named(&profile, &name, command, background, &overrides);

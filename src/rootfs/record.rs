@@ -3,6 +3,7 @@
 //!
 //! A record is keyed by what the teacher wrote and owns:
 //! - the text of the profile and of every parent it extends (and where each came from),
+//! - the merged profile itself, with what a run's flags changed (`-v` makes a mount point),
 //! - the identity (device, inode, size, mtime, ctime, mode, owner) of every lab
 //!   file its `[[rootfs.copy]]` entries name,
 //! - the record format.
@@ -30,7 +31,7 @@ use crate::resolve::labfiles;
 use crate::resolve::pseudofs::Filesystems;
 
 /// Bumped when what a key covers changes, so old records are not trusted.
-const FORMAT: &str = "sandbox-record-v1";
+const FORMAT: &str = "sandbox-record-v2";
 
 /// What the store remembers about a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub fn key(profile: &Profile) -> Option<String> {
     };
     field(FORMAT.as_bytes());
     field(profile.fingerprint.as_bytes());
+    // The profile as merged and as this run changed it (`run -v` adds a mount
+    // point to the tree): the same text with other flags is another record.
+    field(&serde_json::to_vec(profile).ok()?);
     let mut filesystems = Filesystems::default();
     for copy in &profile.rootfs.copy {
         field(copy.from.as_os_str().as_bytes());
