@@ -88,6 +88,20 @@ fn why_prints_the_chain_of_reasons() {
 }
 
 #[test]
+fn why_takes_dots_and_the_root_inside_the_rootfs() {
+    let text = ok(sandbox().args(["why", "/usr/bin/../bin/ls", "shell"]));
+    assert!(text.starts_with("/usr/bin/ls  (as /usr/bin/../bin/ls"), "{text}");
+    assert!(text.contains("binaries = [\"ls\"] in shell.toml:"), "{text}");
+    let text = ok(sandbox().args(["why", "/", "shell"]));
+    assert!(text.starts_with('/') && text.contains("skeleton: the root of the environment"), "{text}");
+    let text = ok(sandbox().args(["why", "/../../etc/passwd", "shell"]));
+    assert!(text.starts_with("/etc/passwd") && text.contains("skeleton"), "`..` stops at the rootfs's root: {text}");
+    let output = run(sandbox().args(["why", "usr/bin/ls", "shell"]));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr(&output).contains("not an absolute path") && stderr(&output).contains("fix:"), "{}", stderr(&output));
+}
+
+#[test]
 fn check_points_at_an_unknown_binary() {
     let work = tempfile::tempdir().unwrap();
     let profile = work.path().join("typo.toml");
