@@ -764,7 +764,7 @@ fn link_chain(path: &Path) -> Vec<PathBuf> {
     chain
 }
 
-fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
     SYSTEM_PATH.iter().map(|dir| Path::new(dir).join(name)).find(|p| is_executable(p))
 }
 

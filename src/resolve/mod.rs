@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod bytepath;
+pub mod command;
 pub mod dpkg;
 pub mod elf;
 pub mod error;
