@@ -151,6 +151,35 @@ fn check_and_build_refuse_a_command_the_rootfs_lacks() {
     ok(sandbox().arg("build").arg(&bare_name));
 }
 
+/// Issue 12: every sandbox mounts its own /tmp, so a program named under the
+/// host's /tmp would be hidden inside (exit 127): refused at its line. A lab
+/// file copied there is kept, with a note.
+#[test]
+fn a_binary_under_tmp_is_refused_and_a_lab_file_there_noted() {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let tool = tmp.path().join("tool");
+    fs::copy("/bin/true", &tool).unwrap();
+    let text = format!("name = \"t\"\n[rootfs]\nbinaries = [\"sh\", \"{}\"]\n", tool.display());
+    let profile = write_profile(tmp.path(), "t.toml", &text);
+    let output = run(sandbox().arg("check").arg(&profile));
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(err.contains("t.toml:3:19: ") && err.contains("lies under /tmp, where the sandbox mounts an empty tmpfs at run time"), "{err}");
+    assert!(err.contains("fix: install it outside /tmp"), "{err}");
+
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    fs::create_dir(work.path().join("files")).unwrap();
+    fs::write(work.path().join("files/a.txt"), "a").unwrap();
+    let lab = "name = \"l\"\n[rootfs]\nbinaries = [\"sh\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/tmp/lab/\"\n";
+    let output = run(sandbox().arg("check").arg(write_profile(work.path(), "l.toml", lab)));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("l.toml:4:1) and the 1 entries in it: under /tmp, where the sandbox mounts an empty tmpfs"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[test]
 fn check_rejects_a_locale_the_host_lacks() {
     let work = tempfile::tempdir().unwrap();

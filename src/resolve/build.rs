@@ -26,6 +26,10 @@ pub const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sb
 /// Top-level links of a merged-/usr host, mirrored so `/bin/sh` works inside.
 const MERGED_USR_LINKS: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
+/// Where every sandbox mounts a filesystem of its own at run time, in both
+/// modes: what the rootfs holds there is covered, so a program there cannot run.
+pub const COVERED_AT_RUN: &[(&str, &str)] = &[("/tmp", "an empty tmpfs"), ("/proc", "procfs")];
+
 /// Linux's limit on symlinks followed in one lookup.
 const MAX_LINKS: usize = 40;
 
@@ -111,6 +115,7 @@ impl<'h> Resolver<'h> {
         self.add_skeleton(profile);
         for binary in &profile.rootfs.binaries {
             let path = find_binary(binary)?;
+            refuse_covered(binary, &path)?;
             self.add_program(&path, Reason::Binary { name: binary.value.clone(), origin: binary.origin.clone() })?;
         }
         for file in &profile.rootfs.files {
@@ -128,6 +133,7 @@ impl<'h> Resolver<'h> {
         self.add_lab_files(profile)?;
         self.add_mount_points(profile)?;
         self.add_parents();
+        self.note_covered();
         self.note_foreign();
         Ok(self.manifest)
     }
@@ -135,6 +141,35 @@ impl<'h> Resolver<'h> {
     /// The profile line an entry goes back to, through its chain of reasons.
     fn origin_of(&self, path: &Path) -> Option<Origin> {
         self.manifest.why(path).last().and_then(|root| root.reason.origin()).cloned()
+    }
+
+    /// Entries the run-time mounts cover (a lab file copied to /tmp, a library
+    /// found through an RPATH under /tmp): kept, but said, with their profile line.
+    fn note_covered(&mut self) {
+        // One note per covered tree (the entries are in order, parents first).
+        let mut noted: Vec<(PathBuf, &str, &str, usize)> = Vec::new();
+        for (path, entry) in &self.manifest.entries {
+            if matches!(entry.reason, Reason::Skeleton { .. }) {
+                continue;
+            }
+            match noted.last_mut() {
+                Some((top, _, _, count)) if path.starts_with(&*top) => *count += 1,
+                _ => {
+                    if let Some((mount, what)) = covered(path) {
+                        noted.push((path.clone(), mount, what, 0));
+                    }
+                }
+            }
+        }
+        for (path, mount, what, count) in noted {
+            let from = self.origin_of(&path).map(|o| format!(" (from {o})")).unwrap_or_default();
+            let holding = if count > 0 { format!(" and the {count} entries in it") } else { String::new() };
+            let message = format!(
+                "{}{from}{holding}: under {mount}, where the sandbox mounts {what} at run time: in the rootfs but hidden inside",
+                shown(&path)
+            );
+            self.manifest.notes.push(Note { message });
+        }
     }
 
     fn note_foreign(&mut self) {
@@ -770,6 +805,31 @@ pub(crate) fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The run-time mount that covers `path` inside, if one does.
+fn covered(path: &Path) -> Option<(&'static str, &'static str)> {
+    COVERED_AT_RUN.iter().copied().find(|(mount, _)| path.starts_with(mount) && path != Path::new(mount))
+}
+
+/// A binary the sandbox could not run: it, or a link on its way, lies under
+/// a directory every sandbox covers at run time (exit 127 inside).
+fn refuse_covered(binary: &Located<String>, path: &Path) -> Result<(), ResolveError> {
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    for at in link_chain(path).iter().chain(std::iter::once(&real)) {
+        if let Some((mount, what)) = covered(at) {
+            return Err(ResolveError::Host {
+                origin: Some(binary.origin.clone()),
+                path: at.clone(),
+                cause: format!(
+                    "`{}` lies under {mount}, where the sandbox mounts {what} at run time: the program would be hidden inside (exit 127)",
+                    binary.value.escape_debug()
+                ),
+                fix: format!("install it outside {mount} (for example in /usr/local/bin or /opt) and name that path"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A profile's binary: an absolute path, or a name on the system PATH.
