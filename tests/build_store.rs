@@ -180,6 +180,30 @@ fn a_binary_under_tmp_is_refused_and_a_lab_file_there_noted() {
     );
 }
 
+/// Issue 12: a shell script's own commands come in (Debian's egrep runs grep,
+/// zcat runs gzip), and `why` names the script and the line; a command whose
+/// name is built at run time is a note, not a guess.
+#[test]
+fn a_shell_script_brings_the_programs_it_runs() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tool = work.path().join("tool");
+    fs::write(&tool, "#!/bin/sh\nprog=gzip\n$prog -d x\nexec head -n1 \"$@\"\n").unwrap();
+    fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let text = format!("name = \"s\"\n[rootfs]\nbinaries = [\"sh\", \"egrep\", \"zcat\", \"{}\"]\n", tool.display());
+    let profile = write_profile(work.path(), "s.toml", &text);
+    let why = ok(sandbox().args(["why", "/usr/bin/grep"]).arg(&profile));
+    assert!(why.contains("run by the script /usr/bin/egrep (line 3)") && why.contains("binaries = [\"egrep\"]"), "{why}");
+    let why = ok(sandbox().args(["why", "/usr/bin/gzip"]).arg(&profile));
+    assert!(why.contains("run by the script /usr/bin/zcat (line "), "{why}");
+    let why = ok(sandbox().args(["why", "/usr/bin/head"]).arg(&profile));
+    assert!(why.contains(&format!("run by the script {} (line 4)", tool.display())), "{why}");
+    let output = run(sandbox().arg("check").arg(&profile));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("tool runs commands whose names are built at run time (line 3 `$prog`)"), "{err}");
+    assert!(!err.contains("egrep is a script"), "a shell script's commands are read, not left to the teacher: {err}");
+}
+
 #[test]
 fn check_rejects_a_locale_the_host_lacks() {
     let work = tempfile::tempdir().unwrap();

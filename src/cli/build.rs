@@ -204,6 +204,7 @@ fn file_size(entry: &crate::resolve::Entry) -> Option<u64> {
     match &entry.kind {
         crate::resolve::Kind::File { source } => std::fs::metadata(source).ok().map(|m| m.len()),
         crate::resolve::Kind::Inline { content } => Some(content.len() as u64),
+        crate::resolve::Kind::Data { content } => Some(content.len() as u64),
         _ => None,
     }
 }

@@ -15,6 +15,7 @@ use super::labfiles::{self, LabKind};
 use super::manifest::{Entry, Kind, Manifest, Note, Reason, components, lexical_join};
 use super::pseudofs::{self, Filesystems};
 use super::rules::{self, Add, RULES, When};
+use super::script;
 use super::search::LibrarySearch;
 use super::{dpkg::Dpkg, locale, skeleton};
 use crate::profile::{Located, Origin, Profile};
@@ -60,6 +61,8 @@ pub struct Resolver<'h> {
     filesystems: Filesystems,
     /// ELF files for another machine, copied as data (one note lists them).
     foreign: Vec<PathBuf>,
+    /// Shell scripts whose commands were read (scripts may run each other).
+    scripts: HashSet<PathBuf>,
 }
 
 /// Why a host path could not be added.
@@ -100,6 +103,7 @@ impl<'h> Resolver<'h> {
             triplet,
             filesystems: Filesystems::default(),
             foreign: Vec::new(),
+            scripts: HashSet::new(),
         }
     }
 
@@ -132,6 +136,7 @@ impl<'h> Resolver<'h> {
         self.add_message_catalogs(profile);
         self.add_lab_files(profile)?;
         self.add_mount_points(profile)?;
+        self.add_ld_cache();
         self.add_parents();
         self.note_covered();
         self.note_foreign();
@@ -141,6 +146,64 @@ impl<'h> Resolver<'h> {
     /// The profile line an entry goes back to, through its chain of reasons.
     fn origin_of(&self, path: &Path) -> Option<Origin> {
         self.manifest.why(path).last().and_then(|root| root.reason.origin()).cloned()
+    }
+
+    /// The rootfs's own /etc/ld.so.cache, of the libraries it holds: the host's
+    /// would list hundreds that are not there, and without one `ldconfig -p`
+    /// (which ctypes.util.find_library runs) finds nothing. Written as
+    /// ldconfig would for these directories: every library whose soname link
+    /// is in a directory of ld.so.conf or a trusted one, first directory first.
+    /// A cache the profile or an image brings is kept.
+    fn add_ld_cache(&mut self) {
+        let cache_path = Path::new("/etc/ld.so.cache");
+        if self.manifest.entries.contains_key(cache_path) {
+            return;
+        }
+        let native = Arch::native();
+        let mut dirs: Vec<PathBuf> = self.search.conf_dirs().to_vec();
+        if let Some(native) = &native {
+            dirs.extend(self.search.default_dirs(native));
+        }
+        let mut seen_dirs = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut entries = Vec::new();
+        for dir in dirs {
+            let Some(located) = self.manifest.locate(&dir.to_string_lossy()) else { continue };
+            // Directories come in later, as parents; what matters is what is in them.
+            if !seen_dirs.insert(located.clone()) {
+                continue;
+            }
+            let names: Vec<String> = self
+                .manifest
+                .entries
+                .range(located.clone()..)
+                .map(|(path, _)| path)
+                .take_while(|path| path.starts_with(&located))
+                .filter(|path| path.parent() == Some(located.as_path()))
+                .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+                .filter(|name| (name.starts_with("lib") || name.starts_with("ld-")) && name.contains(".so"))
+                .collect();
+            for name in names {
+                let Some(real) = self.manifest.locate(&dir.join(&name).to_string_lossy()) else { continue };
+                let Some(Entry { kind: Kind::File { source }, .. }) = self.manifest.get(&real) else { continue };
+                let Ok(Some(info)) = elf::read_elf(source) else { continue };
+                // The soname link is what ld.so opens (ldconfig makes it; the resolver copied it).
+                if info.e_type != goblin::elf::header::ET_DYN || info.soname.as_deref() != Some(name.as_str()) {
+                    continue;
+                }
+                let flags = super::ldcache::cache_flags(&info.arch());
+                if seen.insert((name.clone(), flags)) {
+                    entries.push(super::ldcache::CacheEntry { soname: name.clone(), path: dir.join(&name), flags, hwcap: 0 });
+                }
+            }
+        }
+        let reason = Reason::Rule {
+            rule: "ld-so-cache".into(),
+            why: "the dynamic loader and `ldconfig -p` read /etc/ld.so.cache: written for the libraries of this rootfs only".into(),
+            trigger: None,
+        };
+        let content = super::ldcache::write(&entries);
+        self.insert(Entry { path: cache_path.into(), kind: Kind::Data { content }, mode: 0o644, uid: 0, gid: 0, capability: None, reason });
     }
 
     /// Entries the run-time mounts cover (a lab file copied to /tmp, a library
@@ -398,18 +461,56 @@ impl<'h> Resolver<'h> {
             {
                 interpreters.extend(lookup_on_system_path(name));
             }
-            self.manifest.notes.push(Note {
-                message: format!(
-                    "{} is a script run by {}: its interpreter was added, but programs the script itself runs are not detected; name them in `binaries`",
-                    path.display(),
-                    interpreter.display()
-                ),
-            });
+            let shell = interpreters.last().and_then(|i| i.file_name()).is_some_and(|n| script::is_shell(&n.to_string_lossy()));
+            if !shell {
+                self.manifest.notes.push(Note {
+                    message: format!(
+                        "{} is a script run by {}: its interpreter was added, but programs the script itself runs are not detected; name them in `binaries`",
+                        path.display(),
+                        interpreter.display()
+                    ),
+                });
+            }
             for interpreter in interpreters {
                 self.add_program(&interpreter, Reason::Shebang { of: real.clone() })?;
             }
+            if shell && self.scripts.insert(real.clone()) {
+                self.add_script_commands(&real)?;
+            }
         }
         self.fire_rules()
+    }
+
+    /// The programs a shell script runs (command words a shell parser sees),
+    /// added like `binaries` when they are programs on the system PATH; a
+    /// command whose name is built at run time gets a note instead of a guess.
+    fn add_script_commands(&mut self, script_path: &Path) -> Result<(), ResolveError> {
+        const MAX_SCRIPT: u64 = 4 << 20;
+        let Ok(file) = fs::File::open(script_path) else { return Ok(()) };
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_SCRIPT), &mut bytes).is_err() {
+            return Ok(());
+        }
+        let found = script::callees(&String::from_utf8_lossy(&bytes));
+        for (name, line) in found.commands {
+            let program =
+                if name.starts_with('/') { Some(PathBuf::from(&name)).filter(|p| is_executable(p)) } else { lookup_on_system_path(&name) };
+            let Some(program) = program.filter(|p| fs::canonicalize(p).ok().as_deref() != Some(script_path)) else { continue };
+            self.add_program(&program, Reason::Script { of: script_path.to_path_buf(), line })?;
+        }
+        if !found.unknown.is_empty() {
+            let lines: Vec<String> =
+                found.unknown.iter().take(5).map(|(word, line)| format!("line {line} `{}`", word.escape_debug())).collect();
+            let more = if found.unknown.len() > 5 { format!(" and {} more", found.unknown.len() - 5) } else { String::new() };
+            self.manifest.notes.push(Note {
+                message: format!(
+                    "{} runs commands whose names are built at run time ({}{more}): which programs they are cannot be known before it runs; name them in `binaries` if they are needed",
+                    shown(script_path),
+                    lines.join(", ")
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Resolve every queued ELF file, firing rules as programs and libraries

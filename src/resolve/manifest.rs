@@ -24,6 +24,12 @@ pub enum Kind {
     Inline {
         content: String,
     },
+    /// A regular file of bytes the tool writes that are not text (the rootfs's
+    /// own /etc/ld.so.cache), kept in hex in records.
+    Data {
+        #[serde(with = "hex_bytes")]
+        content: Vec<u8>,
+    },
     /// A symbolic link, kept as a link with its target exactly as on the host.
     Symlink {
         #[serde(with = "super::bytepath::one")]
@@ -41,7 +47,7 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Dir => "dir",
-            Kind::File { .. } | Kind::Inline { .. } => "file",
+            Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => "file",
             Kind::Symlink { .. } => "symlink",
             Kind::Device { .. } => "chardev",
         }
@@ -79,6 +85,12 @@ pub enum Reason {
     Shebang {
         #[serde(with = "super::bytepath::one")]
         of: PathBuf,
+    },
+    /// A program a shell script runs: a command word on `line` of the script.
+    Script {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+        line: u32,
     },
     /// The target of a symlink that is in the rootfs.
     LinkTarget {
@@ -121,6 +133,7 @@ impl Reason {
             Reason::Interpreter { of }
             | Reason::Needed { of, .. }
             | Reason::Shebang { of }
+            | Reason::Script { of, .. }
             | Reason::LinkTarget { of }
             | Reason::Parent { of } => Some(of),
             Reason::Rule { trigger, .. } => trigger.as_deref(),
@@ -139,6 +152,7 @@ impl fmt::Display for Reason {
             Reason::Interpreter { of } => write!(f, "PT_INTERP (dynamic loader) of {}", of.display()),
             Reason::Needed { of, how } => write!(f, "DT_NEEDED of {} ({how})", of.display()),
             Reason::Shebang { of } => write!(f, "#! interpreter of {}", of.display()),
+            Reason::Script { of, line } => write!(f, "run by the script {} (line {line})", of.display()),
             Reason::LinkTarget { of } => write!(f, "target of symlink {}", of.display()),
             Reason::Rule { rule, why, trigger } => match trigger {
                 Some(t) => write!(f, "rule `{rule}`: {why} (because of {})", t.display()),
@@ -167,6 +181,16 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_opt")]
     pub capability: Option<Vec<u8>>,
     pub reason: Reason,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 mod hex_opt {
@@ -281,7 +305,7 @@ impl Manifest {
     }
 
     pub fn files(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. }))
+        self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. }))
     }
 }
 

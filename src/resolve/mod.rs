@@ -12,6 +12,7 @@ pub mod locale;
 pub mod manifest;
 pub(crate) mod pseudofs;
 pub mod rules;
+pub mod script;
 pub mod search;
 pub mod skeleton;
 
