@@ -40,7 +40,7 @@ fn json_output_is_one_object_and_nothing_else() {
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let profile = work.path().join("tiny.toml");
-    fs::write(&profile, "name = \"tiny\"\n[rootfs]\nbinaries = [\"true\"]\n").unwrap();
+    fs::write(&profile, "name = \"tiny\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n").unwrap();
     let out = ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json"));
     let value = json(&out);
     for key in ["name", "digest", "path", "entries", "bytes", "seconds", "reused"] {
@@ -55,7 +55,7 @@ fn locked_build_fails_with_a_readable_diff() {
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let profile = work.path().join("lab.toml");
-    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"one\\n\"\n")
+    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"one\\n\"\n")
         .unwrap();
     ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile));
     ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--locked"));
@@ -63,7 +63,7 @@ fn locked_build_fails_with_a_readable_diff() {
     assert!(lock_before.contains("path = \"/usr/bin/true\""), "{lock_before}");
     assert!(lock_before.contains("package = \"coreutils "), "dpkg's package and version are recorded");
 
-    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"two\\n\"\n")
+    fs::write(&profile, "name = \"lab\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.write]]\npath = \"/etc/motd\"\ncontent = \"two\\n\"\n")
         .unwrap();
     let output = run(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--locked"));
     assert_eq!(output.status.code(), Some(125));
@@ -88,6 +88,20 @@ fn why_prints_the_chain_of_reasons() {
 }
 
 #[test]
+fn why_takes_dots_and_the_root_inside_the_rootfs() {
+    let text = ok(sandbox().args(["why", "/usr/bin/../bin/ls", "shell"]));
+    assert!(text.starts_with("/usr/bin/ls  (as /usr/bin/../bin/ls"), "{text}");
+    assert!(text.contains("binaries = [\"ls\"] in shell.toml:"), "{text}");
+    let text = ok(sandbox().args(["why", "/", "shell"]));
+    assert!(text.starts_with('/') && text.contains("skeleton: the root of the environment"), "{text}");
+    let text = ok(sandbox().args(["why", "/../../etc/passwd", "shell"]));
+    assert!(text.starts_with("/etc/passwd") && text.contains("skeleton"), "`..` stops at the rootfs's root: {text}");
+    let output = run(sandbox().args(["why", "usr/bin/ls", "shell"]));
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr(&output).contains("not an absolute path") && stderr(&output).contains("fix:"), "{}", stderr(&output));
+}
+
+#[test]
 fn check_points_at_an_unknown_binary() {
     let work = tempfile::tempdir().unwrap();
     let profile = work.path().join("typo.toml");
@@ -98,6 +112,96 @@ fn check_points_at_an_unknown_binary() {
     assert!(err.contains("typo.toml:3:21: binary `pyhton3` not found on the system PATH"), "{err}");
     assert!(err.contains("fix: did you mean `python3`?"), "{err}");
     assert_eq!(err.lines().count(), 2, "one error, one fix: {err}");
+}
+
+/// Issue 12: a command the rootfs lacks (the default /bin/sh of a profile
+/// without it) is refused by `check` and `build`, at the setting that gave it.
+#[test]
+fn check_and_build_refuse_a_command_the_rootfs_lacks() {
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let sandbox = || {
+        let mut cmd = sandbox();
+        cmd.env("SANDBOX_HOME", home.path());
+        cmd
+    };
+    let bare = write_profile(work.path(), "bare.toml", "name = \"bare\"\n[rootfs]\nbinaries = [\"true\"]\n");
+    for verb in ["check", "build"] {
+        let output = run(sandbox().arg(verb).arg(&bare));
+        assert_eq!(output.status.code(), Some(125), "{verb}");
+        let err = stderr(&output);
+        assert!(err.contains("bare.toml: the default command is `/bin/sh` (the profile sets no `command`"), "{verb}: {err}");
+        assert!(err.contains("which is not in the rootfs: `sandbox run` would exit 127"), "{verb}: {err}");
+        assert!(err.contains("  fix: add \"sh\" to `binaries` in [rootfs]"), "{verb}: {err}");
+    }
+    assert!(!work.path().join("bare.lock").exists(), "nothing was built");
+
+    let shell = "name = \"s\"\n[rootfs]\nbinaries = [\"true\"]\n[user]\nname = \"s\"\nshell = \"/bin/bash\"\n";
+    let err = stderr(&run(sandbox().arg("check").arg(write_profile(work.path(), "shell.toml", shell))));
+    assert!(err.contains("shell.toml:6:9: the default command is the user's shell `/bin/bash` (`shell` in [user])"), "{err}");
+    let command = "name = \"c\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/opt/nope\", \"-x\"]\n";
+    let err = stderr(&run(sandbox().arg("build").arg(write_profile(work.path(), "command.toml", command))));
+    assert!(err.contains("command.toml:5:11: `command` in [run] runs `/opt/nope`"), "{err}");
+    assert!(err.contains("fix: set `command` in [run] to a program the rootfs has"), "{err}");
+
+    // Found the way the sandbox finds it: through the rootfs's links, a bare name on PATH.
+    let fine = write_profile(work.path(), "fine.toml", "name = \"f\"\n[rootfs]\nbinaries = [\"sh\"]\n");
+    ok(sandbox().arg("check").arg(&fine));
+    let bare_name = write_profile(work.path(), "name.toml", "name = \"n\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"true\"]\n");
+    ok(sandbox().arg("build").arg(&bare_name));
+}
+
+/// Issue 12: every sandbox mounts its own /tmp, so a program named under the
+/// host's /tmp would be hidden inside (exit 127): refused at its line. A lab
+/// file copied there is kept, with a note.
+#[test]
+fn a_binary_under_tmp_is_refused_and_a_lab_file_there_noted() {
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let tool = tmp.path().join("tool");
+    fs::copy("/bin/true", &tool).unwrap();
+    let text = format!("name = \"t\"\n[rootfs]\nbinaries = [\"sh\", \"{}\"]\n", tool.display());
+    let profile = write_profile(tmp.path(), "t.toml", &text);
+    let output = run(sandbox().arg("check").arg(&profile));
+    assert_eq!(output.status.code(), Some(125));
+    let err = stderr(&output);
+    assert!(err.contains("t.toml:3:19: ") && err.contains("lies under /tmp, where the sandbox mounts an empty tmpfs at run time"), "{err}");
+    assert!(err.contains("fix: install it outside /tmp"), "{err}");
+
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    fs::create_dir(work.path().join("files")).unwrap();
+    fs::write(work.path().join("files/a.txt"), "a").unwrap();
+    let lab = "name = \"l\"\n[rootfs]\nbinaries = [\"sh\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/tmp/lab/\"\n";
+    let output = run(sandbox().arg("check").arg(write_profile(work.path(), "l.toml", lab)));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("l.toml:4:1) and the 1 entries in it: under /tmp, where the sandbox mounts an empty tmpfs"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Issue 12: a shell script's own commands come in (Debian's egrep runs grep,
+/// zcat runs gzip), and `why` names the script and the line; a command whose
+/// name is built at run time is a note, not a guess.
+#[test]
+fn a_shell_script_brings_the_programs_it_runs() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tool = work.path().join("tool");
+    fs::write(&tool, "#!/bin/sh\nprog=gzip\n$prog -d x\nexec head -n1 \"$@\"\n").unwrap();
+    fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let text = format!("name = \"s\"\n[rootfs]\nbinaries = [\"sh\", \"egrep\", \"zcat\", \"{}\"]\n", tool.display());
+    let profile = write_profile(work.path(), "s.toml", &text);
+    let why = ok(sandbox().args(["why", "/usr/bin/grep"]).arg(&profile));
+    assert!(why.contains("run by the script /usr/bin/egrep (line 3)") && why.contains("binaries = [\"egrep\"]"), "{why}");
+    let why = ok(sandbox().args(["why", "/usr/bin/gzip"]).arg(&profile));
+    assert!(why.contains("run by the script /usr/bin/zcat (line "), "{why}");
+    let why = ok(sandbox().args(["why", "/usr/bin/head"]).arg(&profile));
+    assert!(why.contains(&format!("run by the script {} (line 4)", tool.display())), "{why}");
+    let output = run(sandbox().arg("check").arg(&profile));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("tool runs commands whose names are built at run time (line 3 `$prog`)"), "{err}");
+    assert!(!err.contains("egrep is a script"), "a shell script's commands are read, not left to the teacher: {err}");
 }
 
 #[test]
@@ -144,7 +248,7 @@ fn crafted_names_and_links_stay_inside() {
     fs::write(
         &profile,
         format!(
-            "name = \"evil\"\n[rootfs]\nbinaries = [\"true\"]\n\
+            "name = \"evil\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n\
              [[rootfs.copy]]\nfrom = \"files/\"\nto = \"/home/lab/\"\n\
              [[rootfs.write]]\npath = \"/home/lab/up{escape_target}/written\"\ncontent = \"x\"\n"
         ),
@@ -175,7 +279,7 @@ fn out_refuses_a_directory_that_is_not_empty() {
     let home = tempfile::tempdir().unwrap();
     fs::write(work.path().join("keep"), "mine").unwrap();
     let profile = work.path().join("t.toml");
-    fs::write(&profile, "name = \"t\"\n[rootfs]\nbinaries = [\"true\"]\n").unwrap();
+    fs::write(&profile, "name = \"t\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n").unwrap();
     let output = run(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--out").arg(work.path()));
     assert_eq!(output.status.code(), Some(125));
     assert!(stderr(&output).contains("is not empty"), "{}", stderr(&output));
@@ -227,7 +331,7 @@ fn lab_sources_are_resolved_beneath_the_profile_folder() {
     let fine = write_profile(
         &dir,
         "fine.toml",
-        "name = \"t\"\n[[rootfs.copy]]\nfrom = \"alias/\"\nto = \"/home/x/\"\n[[mounts]]\nsource = \"/etc\"\ntarget = \"/e\"\n\
+        "name = \"t\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.copy]]\nfrom = \"alias/\"\nto = \"/home/x/\"\n[[mounts]]\nsource = \"/etc\"\ntarget = \"/e\"\n\
          [[mounts]]\nsource = \"alias\"\ntarget = \"/r\"\n",
     );
     let home = tempfile::tempdir().unwrap();
@@ -249,7 +353,7 @@ fn a_single_lab_file_copies_to_a_path_or_into_a_directory() {
     let profile = write_profile(
         work.path(),
         "one.toml",
-        "name = \"one\"\n[[rootfs.copy]]\nfrom = \"files/hello.py\"\nto = \"/home/student/hello.py\"\n\
+        "name = \"one\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.copy]]\nfrom = \"files/hello.py\"\nto = \"/home/student/hello.py\"\n\
          [[rootfs.copy]]\nfrom = \"files/hello.py\"\nto = \"/opt/lab/\"\n[[rootfs.copy]]\nfrom = \"files\"\nto = \"/srv/files\"\n",
     );
     let out = work.path().join("out");
@@ -258,7 +362,7 @@ fn a_single_lab_file_copies_to_a_path_or_into_a_directory() {
         assert_eq!(fs::read_to_string(out.join(path)).unwrap(), "print('hi')\n", "{path}");
     }
     let why = ok(sandbox().args(["why", "/opt/lab/hello.py"]).arg(&profile));
-    assert!(why.contains("lab file from") && why.contains("one.toml:5:1"), "{why}");
+    assert!(why.contains("lab file from") && why.contains("one.toml:9:1"), "{why}");
 
     nix::unistd::mkfifo(&work.path().join("files/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     let fifo = write_profile(work.path(), "fifo.toml", "name = \"fifo\"\n[[rootfs.copy]]\nfrom = \"files/pipe\"\nto = \"/x\"\n");
@@ -288,7 +392,7 @@ fn lab_files_lose_setuid_and_capabilities_unless_asked() {
     let profile = write_profile(
         work.path(),
         "suid.toml",
-        "name = \"suid\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/opt/dropped/\"\n\
+        "name = \"suid\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/opt/dropped/\"\n\
          [[rootfs.copy]]\nfrom = \"files/\"\nto = \"/opt/kept/\"\nkeep_special_bits = true\n",
     );
     let out = work.path().join("out");
@@ -338,7 +442,11 @@ fn files_refuse_pseudo_filesystems_and_take_foreign_elf_as_data() {
     let data = work.path().join("share");
     fs::create_dir(&data).unwrap();
     fs::write(data.join("firmware.elf"), &elf).unwrap();
-    let profile = write_profile(work.path(), "foreign.toml", &format!("name = \"f\"\n[rootfs]\nfiles = [\"{}\"]\n", data.display()));
+    let profile = write_profile(
+        work.path(),
+        "foreign.toml",
+        &format!("name = \"f\"\n[rootfs]\nbinaries = [\"true\"]\nfiles = [\"{}\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n", data.display()),
+    );
     let output = run(sandbox().arg("check").arg(&profile));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("firmware.elf: ELF files for another machine than this one; copied as data"), "{}", stderr(&output));
@@ -363,7 +471,7 @@ fn a_warm_run_uses_the_record_and_build_says_what_changed() {
     fs::create_dir(dir.join("files")).unwrap();
     fs::write(dir.join("files/lab.txt"), "lab one\n").unwrap();
     let text = format!(
-        "name = \"rec\"\n[rootfs]\nbinaries = [\"cat\"]\nfiles = [\"{}\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n[run]\nmode = \"chroot\"\n",
+        "name = \"rec\"\n[rootfs]\nbinaries = [\"cat\"]\nfiles = [\"{}\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n[run]\nmode = \"chroot\"\ncommand = [\"/usr/bin/cat\", \"/dev/null\"]\n",
         host_file.display()
     );
     let profile = write_profile(&dir, "rec.toml", &text);
@@ -413,7 +521,11 @@ fn lab_file_names_that_are_not_utf8_are_kept_byte_exact() {
     let name = std::ffi::OsString::from_vec(b"\xc7\xd1\xb1\xdb.txt".to_vec()); // 한글.txt in CP949
     fs::write(files.join(&name), "hangul\n").unwrap();
     fs::write(files.join("back\\slash"), "b\n").unwrap();
-    let profile = write_profile(work.path(), "cp949.toml", "name = \"cp949\"\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n");
+    let profile = write_profile(
+        work.path(),
+        "cp949.toml",
+        "name = \"cp949\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n[[rootfs.copy]]\nfrom = \"files/\"\nto = \"/srv/\"\n",
+    );
     let out = work.path().join("out");
     let first = json(&ok(sandbox().env("SANDBOX_HOME", home.path()).arg("build").arg(&profile).arg("--json").arg("--out").arg(&out)));
     assert_eq!(fs::read_to_string(out.join("srv").join(&name)).unwrap(), "hangul\n");
@@ -435,7 +547,8 @@ fn lab_file_names_that_are_not_utf8_are_kept_byte_exact() {
 fn verify_finds_a_corrupted_store_file() {
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let profile = write_profile(work.path(), "v.toml", "name = \"v\"\n[rootfs]\nbinaries = [\"true\"]\n");
+    let profile =
+        write_profile(work.path(), "v.toml", "name = \"v\"\n[rootfs]\nbinaries = [\"true\"]\n[run]\ncommand = [\"/usr/bin/true\"]\n");
     let sandbox = || {
         let mut cmd = sandbox();
         cmd.env("SANDBOX_HOME", home.path());

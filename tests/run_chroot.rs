@@ -59,3 +59,22 @@ fn chroot_runs_as_the_profile_s_user_with_a_clean_environment() {
     assert_eq!(output.status.code(), Some(9));
     assert_eq!(stdout(&output), "student\n/home/student\nunset\n");
 }
+
+/// Issue 12 items 5 and 6, issue 17: in the python profile, ctypes finds libc
+/// through the rootfs's own ld.so.cache and ldconfig, sysconfig finds
+/// pyconfig.h and its build variables, and `python3 -m venv` makes a venv
+/// whose python runs (ensurepip installs pip from Debian's wheels).
+#[test]
+fn python_finds_libraries_reads_sysconfig_and_makes_a_venv() {
+    if !need_root("chroot(2)") {
+        return;
+    }
+    let script = r#"python3 -c "import ctypes.util; print(ctypes.util.find_library('c'))"
+python3 -c "import os, sysconfig; print(os.path.isfile(sysconfig.get_config_h_filename()), len(sysconfig.get_config_vars()) > 100)"
+LD_DEBUG=libs /bin/true 2>&1 | grep -A2 'find library=libc.so.6' | tail -1 | tr -d '\t' | sed 's/^ *[0-9]*: *//'
+python3 -m venv /tmp/v && /tmp/v/bin/python -c "import sys; print(sys.prefix)" && /tmp/v/bin/pip --version | cut -d' ' -f1
+"#;
+    let output = run(sandbox().args(["run", "python", "--mode", "chroot", "--", "/bin/bash", "-c", script]).stdin(Stdio::null()));
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    assert_eq!(stdout(&output), "libc.so.6\nTrue True\ntrying file=/lib/x86_64-linux-gnu/libc.so.6\n/tmp/v\npip\n", "{}", stderr(&output));
+}

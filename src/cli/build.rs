@@ -53,6 +53,7 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
     // The key first: the lab files as they are before they are read.
     let key = record::key(&profile);
     let (manifest, dpkg) = resolve::resolve_profile(&profile)?;
+    resolve::command::check(&profile, &manifest)?;
     let store = Store::open(&crate::state::home())?;
     let previous = key.as_deref().and_then(|key| store.recorded(key)).map(|(record, _)| record);
     let progress = progress_bar(json);
@@ -154,6 +155,7 @@ pub fn build(spec: &str, out: Option<&Path>, locked: bool, json: bool) -> Result
 pub fn check(spec: &str, json: bool) -> Result<ExitCode, Failure> {
     let profile = load(spec)?;
     let (manifest, _) = resolve::resolve_profile(&profile)?;
+    resolve::command::check(&profile, &manifest)?;
     if json {
         let report = serde_json::json!({
             "name": profile.name,
@@ -202,6 +204,7 @@ fn file_size(entry: &crate::resolve::Entry) -> Option<u64> {
     match &entry.kind {
         crate::resolve::Kind::File { source } => std::fs::metadata(source).ok().map(|m| m.len()),
         crate::resolve::Kind::Inline { content } => Some(content.len() as u64),
+        crate::resolve::Kind::Data { content } => Some(content.len() as u64),
         _ => None,
     }
 }

@@ -12,16 +12,13 @@ pub fn why(path: &str, spec: &str, json: bool) -> Result<ExitCode, Failure> {
     let profile = super::build::load(spec)?;
     let (manifest, _) = resolve::resolve_profile(&profile)?;
     // Follow the rootfs's links on the way (/lib -> usr/lib), not the file's own:
-    // a library's soname link has a reason of its own.
-    let as_given = std::path::Path::new(path);
-    let located = as_given
-        .parent()
-        .and_then(|dir| manifest.locate(&dir.to_string_lossy()))
-        .zip(as_given.file_name())
-        .map(|(dir, name)| dir.join(name))
-        .ok_or_else(|| Failure {
-            message: format!("`{path}` is not an absolute path inside the rootfs\n  fix: give a path such as /usr/bin/ls"),
-        })?;
+    // a library's soname link has a reason of its own. `..` is taken inside the rootfs.
+    let located = manifest.locate_named(path).ok_or_else(|| Failure {
+        message: format!(
+            "`{}` is not an absolute path inside the rootfs\n  fix: give a path that starts with `/`, such as /usr/bin/ls",
+            path.escape_debug()
+        ),
+    })?;
     if manifest.get(&located).is_none() {
         return Err(Failure {
             message: format!(

@@ -11,6 +11,7 @@ fn size(entry: &crate::resolve::Entry) -> u64 {
     match &entry.kind {
         Kind::File { source } => std::fs::metadata(source).map(|m| m.len()).unwrap_or(0),
         Kind::Inline { content } => content.len() as u64,
+        Kind::Data { content } => content.len() as u64,
         _ => 0,
     }
 }

@@ -50,7 +50,7 @@ pub fn layer<'a>(lower: Option<Side<'_>>, upper: Side<'a>) -> BTreeMap<PathBuf, 
 fn same(lower: Side, upper: Side, entry: &Entry) -> bool {
     let Some(old) = lower.manifest.get(&entry.path) else { return false };
     let content_same = match (&old.kind, &entry.kind) {
-        (Kind::File { .. } | Kind::Inline { .. }, Kind::File { .. } | Kind::Inline { .. }) => {
+        (Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. }, Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. }) => {
             lower.hashes.get(&entry.path).is_some() && lower.hashes.get(&entry.path) == upper.hashes.get(&entry.path)
         }
         (a, b) => a == b,

@@ -135,7 +135,7 @@ fn append_member<W: Write>(builder: &mut tar::Builder<W>, path: &Path, change: &
             header.set_device_minor(*minor).context(|| path.display().to_string())?;
             append(builder, header, &pax, io::empty(), path)
         }
-        Kind::File { .. } | Kind::Inline { .. } => {
+        Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => {
             header.set_entry_type(EntryType::Regular);
             let stored = tree.join(path.strip_prefix("/").unwrap_or(path));
             // O_NOFOLLOW: the stored tree holds files at these paths, never links.

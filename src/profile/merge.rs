@@ -27,13 +27,14 @@ pub(super) struct UserLayer {
     pub uid: Option<Located<u32>>,
     pub gid: Option<u32>,
     pub home: Option<String>,
-    pub shell: Option<String>,
+    /// Located: the default command is the shell, and `check` points at it.
+    pub shell: Option<Located<String>>,
 }
 
 #[derive(Default)]
 pub(super) struct RunLayer {
     pub mode: Option<Mode>,
-    pub command: Option<Vec<String>>,
+    pub command: Option<Located<Vec<String>>>,
     pub workdir: Option<String>,
     pub hostname: Option<String>,
 }
@@ -98,10 +99,17 @@ pub(super) fn unique<T>(first: Vec<T>, second: Vec<T>, same: impl Fn(&T, &T) -> 
 
 /// The merged layers as a `Profile`, with the defaults of unset keys.
 pub(super) fn finish(merged: Layer, source: Source, layers: Vec<String>) -> Result<Profile, ProfileError> {
+    let shell_origin = merged.user.shell.as_ref().map(|s| s.origin.clone());
     let user = finish_user(merged.user)?;
+    let (command, command_source) = match (merged.run.command, shell_origin) {
+        (Some(command), _) => (command.value, CommandSource::Command(command.origin)),
+        (None, Some(origin)) => (login_command(&user.shell), CommandSource::Shell(origin)),
+        (None, None) => (login_command(&user.shell), CommandSource::Default),
+    };
     let run = Run {
         mode: merged.run.mode.unwrap_or(Mode::Namespace),
-        command: merged.run.command.unwrap_or_else(|| login_command(&user.shell)),
+        command,
+        command_source,
         workdir: merged.run.workdir,
         // A profile name may end in '-', a hostname label may not.
         hostname: merged.run.hostname.unwrap_or_else(|| merged.name.trim_end_matches('-').to_owned()),
@@ -149,7 +157,7 @@ fn finish_user(user: UserLayer) -> Result<User, ProfileError> {
     }
     let uid = user.uid.map(|u| u.value).or(reserved_uid).unwrap_or(1000);
     let home = user.home.unwrap_or_else(|| if name == "root" { "/root".into() } else { format!("/home/{name}") });
-    Ok(User { uid, gid: user.gid.unwrap_or(uid), home, shell: user.shell.unwrap_or_else(|| "/bin/sh".into()), name })
+    Ok(User { uid, gid: user.gid.unwrap_or(uid), home, shell: user.shell.map_or_else(|| "/bin/sh".into(), |s| s.value), name })
 }
 
 /// Bash reads its profile files only as a login shell, which is how a lab greets.

@@ -102,8 +102,24 @@ impl Default for User {
 pub struct Run {
     pub mode: Mode,
     pub command: Vec<String>,
+    /// Where the command was set, for `check` to point at.
+    #[serde(default)]
+    pub command_source: CommandSource,
     pub workdir: Option<String>,
     pub hostname: String,
+}
+
+/// Which setting gave the command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandSource {
+    /// `[run] command`.
+    Command(Origin),
+    /// No command: the user's shell, `[user] shell`.
+    Shell(Origin),
+    /// Neither is set: the default shell, /bin/sh.
+    #[default]
+    Default,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -129,7 +129,7 @@ impl Check<'_> {
             uid: uid.transpose()?,
             gid: raw.gid.map(|g| self.value(g, |&n| id("gid", n))).transpose()?,
             home: self.text(raw.home, &|s| inside_path("home", s))?,
-            shell: self.text(raw.shell, &|s| inside_path("shell", s))?,
+            shell: raw.shell.map(|s| self.located(s, |s| inside_path("shell", s))).transpose()?,
         })
     }
 
@@ -155,7 +155,8 @@ impl Check<'_> {
         })
     }
 
-    fn command(&self, raw: Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ProfileError> {
+    fn command(&self, raw: Spanned<Vec<Spanned<String>>>) -> Result<Located<Vec<String>>, ProfileError> {
+        let origin = self.file.origin(&raw.span());
         if raw.get_ref().is_empty() {
             return Err(self.file.error(
                 &raw.span(),
@@ -163,7 +164,7 @@ impl Check<'_> {
             ));
         }
         let words = self.texts(Some(raw.into_inner()), &command_word)?;
-        Ok(words.into_iter().map(|w| w.value).collect())
+        Ok(Located { value: words.into_iter().map(|w| w.value).collect(), origin })
     }
 
     fn limits(&self, raw: Option<RawLimits>) -> Result<Limits, ProfileError> {

@@ -15,6 +15,7 @@ use super::labfiles::{self, LabKind};
 use super::manifest::{Entry, Kind, Manifest, Note, Reason, components, lexical_join};
 use super::pseudofs::{self, Filesystems};
 use super::rules::{self, Add, RULES, When};
+use super::script;
 use super::search::LibrarySearch;
 use super::{dpkg::Dpkg, locale, skeleton};
 use crate::profile::{Located, Origin, Profile};
@@ -25,6 +26,10 @@ pub const SYSTEM_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sb
 
 /// Top-level links of a merged-/usr host, mirrored so `/bin/sh` works inside.
 const MERGED_USR_LINKS: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+
+/// Where every sandbox mounts a filesystem of its own at run time, in both
+/// modes: what the rootfs holds there is covered, so a program there cannot run.
+pub const COVERED_AT_RUN: &[(&str, &str)] = &[("/tmp", "an empty tmpfs"), ("/proc", "procfs")];
 
 /// Linux's limit on symlinks followed in one lookup.
 const MAX_LINKS: usize = 40;
@@ -56,6 +61,8 @@ pub struct Resolver<'h> {
     filesystems: Filesystems,
     /// ELF files for another machine, copied as data (one note lists them).
     foreign: Vec<PathBuf>,
+    /// Shell scripts whose commands were read (scripts may run each other).
+    scripts: HashSet<PathBuf>,
 }
 
 /// Why a host path could not be added.
@@ -96,6 +103,7 @@ impl<'h> Resolver<'h> {
             triplet,
             filesystems: Filesystems::default(),
             foreign: Vec::new(),
+            scripts: HashSet::new(),
         }
     }
 
@@ -111,6 +119,7 @@ impl<'h> Resolver<'h> {
         self.add_skeleton(profile);
         for binary in &profile.rootfs.binaries {
             let path = find_binary(binary)?;
+            refuse_covered(binary, &path)?;
             self.add_program(&path, Reason::Binary { name: binary.value.clone(), origin: binary.origin.clone() })?;
         }
         for file in &profile.rootfs.files {
@@ -127,7 +136,9 @@ impl<'h> Resolver<'h> {
         self.add_message_catalogs(profile);
         self.add_lab_files(profile)?;
         self.add_mount_points(profile)?;
+        self.add_ld_cache();
         self.add_parents();
+        self.note_covered();
         self.note_foreign();
         Ok(self.manifest)
     }
@@ -135,6 +146,93 @@ impl<'h> Resolver<'h> {
     /// The profile line an entry goes back to, through its chain of reasons.
     fn origin_of(&self, path: &Path) -> Option<Origin> {
         self.manifest.why(path).last().and_then(|root| root.reason.origin()).cloned()
+    }
+
+    /// The rootfs's own /etc/ld.so.cache, of the libraries it holds: the host's
+    /// would list hundreds that are not there, and without one `ldconfig -p`
+    /// (which ctypes.util.find_library runs) finds nothing. Written as
+    /// ldconfig would for these directories: every library whose soname link
+    /// is in a directory of ld.so.conf or a trusted one, first directory first.
+    /// A cache the profile or an image brings is kept.
+    fn add_ld_cache(&mut self) {
+        let cache_path = Path::new("/etc/ld.so.cache");
+        if self.manifest.entries.contains_key(cache_path) {
+            return;
+        }
+        let native = Arch::native();
+        let mut dirs: Vec<PathBuf> = self.search.conf_dirs().to_vec();
+        if let Some(native) = &native {
+            dirs.extend(self.search.default_dirs(native));
+        }
+        let mut seen_dirs = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut entries = Vec::new();
+        for dir in dirs {
+            let Some(located) = self.manifest.locate(&dir.to_string_lossy()) else { continue };
+            // Directories come in later, as parents; what matters is what is in them.
+            if !seen_dirs.insert(located.clone()) {
+                continue;
+            }
+            let names: Vec<String> = self
+                .manifest
+                .entries
+                .range(located.clone()..)
+                .map(|(path, _)| path)
+                .take_while(|path| path.starts_with(&located))
+                .filter(|path| path.parent() == Some(located.as_path()))
+                .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+                .filter(|name| (name.starts_with("lib") || name.starts_with("ld-")) && name.contains(".so"))
+                .collect();
+            for name in names {
+                let Some(real) = self.manifest.locate(&dir.join(&name).to_string_lossy()) else { continue };
+                let Some(Entry { kind: Kind::File { source }, .. }) = self.manifest.get(&real) else { continue };
+                let Ok(Some(info)) = elf::read_elf(source) else { continue };
+                // The soname link is what ld.so opens (ldconfig makes it; the resolver copied it).
+                if info.e_type != goblin::elf::header::ET_DYN || info.soname.as_deref() != Some(name.as_str()) {
+                    continue;
+                }
+                let flags = super::ldcache::cache_flags(&info.arch());
+                if seen.insert((name.clone(), flags)) {
+                    entries.push(super::ldcache::CacheEntry { soname: name.clone(), path: dir.join(&name), flags, hwcap: 0 });
+                }
+            }
+        }
+        let reason = Reason::Rule {
+            rule: "ld-so-cache".into(),
+            why: "the dynamic loader and `ldconfig -p` read /etc/ld.so.cache: written for the libraries of this rootfs only".into(),
+            trigger: None,
+        };
+        let content = super::ldcache::write(&entries);
+        self.insert(Entry { path: cache_path.into(), kind: Kind::Data { content }, mode: 0o644, uid: 0, gid: 0, capability: None, reason });
+    }
+
+    /// Entries the run-time mounts cover (a lab file copied to /tmp, a library
+    /// found through an RPATH under /tmp): kept, but said, with their profile line.
+    fn note_covered(&mut self) {
+        // One note per covered tree (the entries are in order, parents first).
+        let mut noted: Vec<(PathBuf, &str, &str, usize)> = Vec::new();
+        for (path, entry) in &self.manifest.entries {
+            if matches!(entry.reason, Reason::Skeleton { .. }) {
+                continue;
+            }
+            match noted.last_mut() {
+                Some((top, _, _, count)) if path.starts_with(&*top) => *count += 1,
+                _ => {
+                    if let Some((mount, what)) = covered(path) {
+                        noted.push((path.clone(), mount, what, 0));
+                    }
+                }
+            }
+        }
+        for (path, mount, what, count) in noted {
+            let from = self.origin_of(&path).map(|o| format!(" (from {o})")).unwrap_or_default();
+            let holding = if count > 0 { format!(" and the {count} entries in it") } else { String::new() };
+            let message = format!(
+                "{}{from}{holding}: under {mount}, where the sandbox mounts {what} at run time: in the rootfs but hidden inside",
+                shown(&path)
+            );
+            self.manifest.notes.push(Note { message });
+        }
     }
 
     fn note_foreign(&mut self) {
@@ -363,18 +461,56 @@ impl<'h> Resolver<'h> {
             {
                 interpreters.extend(lookup_on_system_path(name));
             }
-            self.manifest.notes.push(Note {
-                message: format!(
-                    "{} is a script run by {}: its interpreter was added, but programs the script itself runs are not detected; name them in `binaries`",
-                    path.display(),
-                    interpreter.display()
-                ),
-            });
+            let shell = interpreters.last().and_then(|i| i.file_name()).is_some_and(|n| script::is_shell(&n.to_string_lossy()));
+            if !shell {
+                self.manifest.notes.push(Note {
+                    message: format!(
+                        "{} is a script run by {}: its interpreter was added, but programs the script itself runs are not detected; name them in `binaries`",
+                        path.display(),
+                        interpreter.display()
+                    ),
+                });
+            }
             for interpreter in interpreters {
                 self.add_program(&interpreter, Reason::Shebang { of: real.clone() })?;
             }
+            if shell && self.scripts.insert(real.clone()) {
+                self.add_script_commands(&real)?;
+            }
         }
         self.fire_rules()
+    }
+
+    /// The programs a shell script runs (command words a shell parser sees),
+    /// added like `binaries` when they are programs on the system PATH; a
+    /// command whose name is built at run time gets a note instead of a guess.
+    fn add_script_commands(&mut self, script_path: &Path) -> Result<(), ResolveError> {
+        const MAX_SCRIPT: u64 = 4 << 20;
+        let Ok(file) = fs::File::open(script_path) else { return Ok(()) };
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_SCRIPT), &mut bytes).is_err() {
+            return Ok(());
+        }
+        let found = script::callees(&String::from_utf8_lossy(&bytes));
+        for (name, line) in found.commands {
+            let program =
+                if name.starts_with('/') { Some(PathBuf::from(&name)).filter(|p| is_executable(p)) } else { lookup_on_system_path(&name) };
+            let Some(program) = program.filter(|p| fs::canonicalize(p).ok().as_deref() != Some(script_path)) else { continue };
+            self.add_program(&program, Reason::Script { of: script_path.to_path_buf(), line })?;
+        }
+        if !found.unknown.is_empty() {
+            let lines: Vec<String> =
+                found.unknown.iter().take(5).map(|(word, line)| format!("line {line} `{}`", word.escape_debug())).collect();
+            let more = if found.unknown.len() > 5 { format!(" and {} more", found.unknown.len() - 5) } else { String::new() };
+            self.manifest.notes.push(Note {
+                message: format!(
+                    "{} runs commands whose names are built at run time ({}{more}): which programs they are cannot be known before it runs; name them in `binaries` if they are needed",
+                    shown(script_path),
+                    lines.join(", ")
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Resolve every queued ELF file, firing rules as programs and libraries
@@ -764,12 +900,37 @@ fn link_chain(path: &Path) -> Vec<PathBuf> {
     chain
 }
 
-fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn lookup_on_system_path(name: &str) -> Option<PathBuf> {
     SYSTEM_PATH.iter().map(|dir| Path::new(dir).join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The run-time mount that covers `path` inside, if one does.
+fn covered(path: &Path) -> Option<(&'static str, &'static str)> {
+    COVERED_AT_RUN.iter().copied().find(|(mount, _)| path.starts_with(mount) && path != Path::new(mount))
+}
+
+/// A binary the sandbox could not run: it, or a link on its way, lies under
+/// a directory every sandbox covers at run time (exit 127 inside).
+fn refuse_covered(binary: &Located<String>, path: &Path) -> Result<(), ResolveError> {
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    for at in link_chain(path).iter().chain(std::iter::once(&real)) {
+        if let Some((mount, what)) = covered(at) {
+            return Err(ResolveError::Host {
+                origin: Some(binary.origin.clone()),
+                path: at.clone(),
+                cause: format!(
+                    "`{}` lies under {mount}, where the sandbox mounts {what} at run time: the program would be hidden inside (exit 127)",
+                    binary.value.escape_debug()
+                ),
+                fix: format!("install it outside {mount} (for example in /usr/local/bin or /opt) and name that path"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A profile's binary: an absolute path, or a name on the system PATH.

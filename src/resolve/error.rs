@@ -23,6 +23,10 @@ pub enum ResolveError {
     #[error("{}{}: {cause}\n  fix: {fix}", .origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), shown(.path))]
     Host { origin: Option<Origin>, path: PathBuf, cause: String, fix: String },
 
+    /// The profile's command is not in its rootfs (`place` is the setting's file:line:col).
+    #[error("{place}: {cause}\n  fix: {fix}")]
+    Command { place: String, cause: String, fix: String },
+
     /// The imported image a profile builds on is not in the store (the message says why and the fix).
     #[error("{0}")]
     Image(String),

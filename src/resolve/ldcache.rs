@@ -568,6 +568,80 @@ fn match_bracket(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
     }
 }
 
+/// glibc's `_dl_cache_libcmp` (`elf/dl-cache.c`): names compare byte by
+/// byte, except that runs of digits compare as numbers (`libfoo.so.10` after
+/// `libfoo.so.9`), and a digit sorts after a non-digit.
+pub fn libcmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() {
+        if a[i].is_ascii_digit() {
+            if j >= b.len() || !b[j].is_ascii_digit() {
+                return Ordering::Greater;
+            }
+            let number = |s: &[u8], k: &mut usize| {
+                let mut value: u64 = 0;
+                while *k < s.len() && s[*k].is_ascii_digit() {
+                    value = value.saturating_mul(10).saturating_add(u64::from(s[*k] - b'0'));
+                    *k += 1;
+                }
+                value
+            };
+            let (x, y) = (number(a, &mut i), number(b, &mut j));
+            if x != y {
+                return x.cmp(&y);
+            }
+        } else if j < b.len() && b[j].is_ascii_digit() {
+            return Ordering::Less;
+        } else if j >= b.len() || a[i] != b[j] {
+            return a[i].cmp(b.get(j).unwrap_or(&0));
+        } else {
+            i += 1;
+            j += 1;
+        }
+    }
+    if j < b.len() { Ordering::Less } else { Ordering::Equal }
+}
+
+/// A cache file in the new format (`glibc-ld.so.cache1.1`, what ldconfig
+/// writes since glibc 2.32), laid out as ldconfig's `save_cache` does: the
+/// header, the entries sorted the way ld.so's binary search expects
+/// (descending by `libcmp`, then by flags), the string table. No extension
+/// section and no hwcaps entries. The same entries always give the same bytes.
+pub fn write(entries: &[CacheEntry]) -> Vec<u8> {
+    let mut sorted: Vec<&CacheEntry> = entries.iter().collect();
+    sorted.sort_by(|x, y| libcmp(&y.soname, &x.soname).then(y.flags.cmp(&x.flags)).then(x.path.cmp(&y.path)));
+    let strings_start = NEW_HEADER_LEN + sorted.len() * NEW_ENTRY_LEN;
+    let mut strings: Vec<u8> = Vec::new();
+    let mut offsets = Vec::new();
+    for entry in &sorted {
+        let key = strings_start + strings.len();
+        strings.extend_from_slice(entry.soname.as_bytes());
+        strings.push(0);
+        let value = strings_start + strings.len();
+        strings.extend_from_slice(entry.path.as_os_str().as_encoded_bytes());
+        strings.push(0);
+        offsets.push((key as u32, value as u32));
+    }
+    let endian = if cfg!(target_endian = "little") { ENDIAN_LITTLE } else { ENDIAN_BIG };
+    let mut out = Vec::with_capacity(strings_start + strings.len());
+    out.extend_from_slice(NEW_MAGIC);
+    out.extend_from_slice(&(sorted.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&(strings.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&[endian, 0, 0, 0]);
+    out.extend_from_slice(&[0; 16]); // extension_offset and unused[3]
+    for (entry, (key, value)) in sorted.iter().zip(&offsets) {
+        out.extend_from_slice(&entry.flags.to_ne_bytes());
+        out.extend_from_slice(&key.to_ne_bytes());
+        out.extend_from_slice(&value.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes()); // osversion
+        out.extend_from_slice(&entry.hwcap.to_ne_bytes());
+    }
+    out.extend_from_slice(&strings);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,6 +854,74 @@ mod tests {
         assert_eq!(found(&I386), Some("/opt/l32/libf.so.1".into()));
         assert_eq!(found(&X32), Some("/opt/lx32/libf.so.1".into()));
         assert_eq!(found(&AARCH64), None);
+    }
+
+    #[test]
+    fn libcmp_compares_numbers_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(libcmp("libfoo.so.10", "libfoo.so.9"), Greater);
+        assert_eq!(libcmp("libc.so.6", "libc.so.6"), Equal);
+        assert_eq!(libcmp("libc.so", "libc.so.6"), Less);
+        assert_eq!(libcmp("libz.so.1", "liba.so.1"), Greater);
+        assert_eq!(libcmp("lib2.so", "libx.so"), Greater, "a digit sorts after a letter");
+        assert_eq!(libcmp("libx.so", "lib2.so"), Less);
+    }
+
+    /// glibc's `search_cache` (elf/dl-cache.c): a binary search over entries
+    /// sorted by descending `libcmp`, then back to the first equal key.
+    fn glibc_search<'a>(cache: &'a LdCache, name: &str) -> Option<&'a CacheEntry> {
+        let entries = cache.entries();
+        let (mut left, mut right) = (0i64, entries.len() as i64 - 1);
+        while left <= right {
+            let middle = (left + right) / 2;
+            match libcmp(name, &entries[middle as usize].soname) {
+                std::cmp::Ordering::Equal => {
+                    let mut first = middle as usize;
+                    while first > 0 && entries[first - 1].soname == name {
+                        first -= 1;
+                    }
+                    return Some(&entries[first]);
+                }
+                std::cmp::Ordering::Less => left = middle + 1,
+                std::cmp::Ordering::Greater => right = middle - 1,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn written_cache_is_found_by_glibc_s_binary_search_and_is_deterministic() {
+        let names = ["libc.so.6", "libm.so.6", "libz.so.1", "libfoo.so.9", "libfoo.so.10", "ld-linux-x86-64.so.2", "libpcre2-8.so.0"];
+        let entries: Vec<CacheEntry> =
+            names.iter().map(|n| entry(n, &format!("/lib/x86_64-linux-gnu/{n}"), FLAG_X8664_LIB64 | FLAG_ELF_LIBC6)).collect();
+        let bytes = super::write(&entries);
+        let mut reversed = entries.clone();
+        reversed.reverse();
+        assert_eq!(super::write(&reversed), bytes, "the same entries give the same bytes, in any order");
+        let cache = LdCache::parse(&bytes).unwrap();
+        assert_eq!(cache.format(), CacheFormat::New);
+        assert_eq!(cache.entries().len(), names.len());
+        for name in names {
+            assert_eq!(glibc_search(&cache, name).map(|e| e.soname.as_str()), Some(name));
+            assert_eq!(cache.lookup(name, &X86_64).unwrap().path, Path::new(&format!("/lib/x86_64-linux-gnu/{name}")));
+        }
+        assert!(glibc_search(&cache, "libnone.so.1").is_none());
+    }
+
+    /// The host's ldconfig reads what we write as a cache of its own.
+    #[test]
+    fn written_cache_is_read_by_ldconfig() {
+        let Some(ldconfig) = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].into_iter().find(|p| Path::new(p).exists()) else {
+            skip("ldconfig not found");
+            return;
+        };
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let entries = [entry("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6", FLAG_X8664_LIB64 | FLAG_ELF_LIBC6)];
+        fs::write(file.path(), super::write(&entries)).unwrap();
+        let output = Command::new(ldconfig).arg("-p").arg("-C").arg(file.path()).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("1 libs found in cache"), "{text}");
+        assert!(text.contains("libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6"), "{text}");
     }
 
     #[test]

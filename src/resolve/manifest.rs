@@ -24,6 +24,12 @@ pub enum Kind {
     Inline {
         content: String,
     },
+    /// A regular file of bytes the tool writes that are not text (the rootfs's
+    /// own /etc/ld.so.cache), kept in hex in records.
+    Data {
+        #[serde(with = "hex_bytes")]
+        content: Vec<u8>,
+    },
     /// A symbolic link, kept as a link with its target exactly as on the host.
     Symlink {
         #[serde(with = "super::bytepath::one")]
@@ -41,7 +47,7 @@ impl Kind {
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Dir => "dir",
-            Kind::File { .. } | Kind::Inline { .. } => "file",
+            Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => "file",
             Kind::Symlink { .. } => "symlink",
             Kind::Device { .. } => "chardev",
         }
@@ -79,6 +85,12 @@ pub enum Reason {
     Shebang {
         #[serde(with = "super::bytepath::one")]
         of: PathBuf,
+    },
+    /// A program a shell script runs: a command word on `line` of the script.
+    Script {
+        #[serde(with = "super::bytepath::one")]
+        of: PathBuf,
+        line: u32,
     },
     /// The target of a symlink that is in the rootfs.
     LinkTarget {
@@ -121,6 +133,7 @@ impl Reason {
             Reason::Interpreter { of }
             | Reason::Needed { of, .. }
             | Reason::Shebang { of }
+            | Reason::Script { of, .. }
             | Reason::LinkTarget { of }
             | Reason::Parent { of } => Some(of),
             Reason::Rule { trigger, .. } => trigger.as_deref(),
@@ -139,6 +152,7 @@ impl fmt::Display for Reason {
             Reason::Interpreter { of } => write!(f, "PT_INTERP (dynamic loader) of {}", of.display()),
             Reason::Needed { of, how } => write!(f, "DT_NEEDED of {} ({how})", of.display()),
             Reason::Shebang { of } => write!(f, "#! interpreter of {}", of.display()),
+            Reason::Script { of, line } => write!(f, "run by the script {} (line {line})", of.display()),
             Reason::LinkTarget { of } => write!(f, "target of symlink {}", of.display()),
             Reason::Rule { rule, why, trigger } => match trigger {
                 Some(t) => write!(f, "rule `{rule}`: {why} (because of {})", t.display()),
@@ -167,6 +181,16 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_opt")]
     pub capability: Option<Vec<u8>>,
     pub reason: Reason,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 mod hex_opt {
@@ -242,8 +266,46 @@ impl Manifest {
         Some(current)
     }
 
+    /// The entry an absolute path a person typed names (`sandbox why`): the
+    /// links on the way are followed inside the manifest, the last component
+    /// is not (a soname link has a reason of its own), and `..` goes up from
+    /// where the links led, clamped at `/`, as the kernel does inside a chroot.
+    /// `/` is the root directory. None for a relative path or a loop of links.
+    pub fn locate_named(&self, path: &str) -> Option<PathBuf> {
+        if !path.starts_with('/') || path.contains('\0') {
+            return None;
+        }
+        let mut rest: std::collections::VecDeque<Component> = Path::new(path).components().collect();
+        let mut current = PathBuf::from("/");
+        let mut links = 0;
+        while let Some(component) = rest.pop_front() {
+            match component {
+                Component::Normal(name) => {
+                    let candidate = current.join(name);
+                    let last = rest.iter().all(|c| matches!(c, Component::CurDir));
+                    match self.entries.get(&candidate) {
+                        Some(Entry { kind: Kind::Symlink { target }, .. }) if !last => {
+                            links += 1;
+                            if links > 40 {
+                                return None;
+                            }
+                            // `current` holds no link, so the target's `..` is lexical here.
+                            current = self.locate(&lexical_join(&current, target).to_string_lossy())?;
+                        }
+                        _ => current = candidate,
+                    }
+                }
+                Component::ParentDir => {
+                    current.pop();
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        Some(current)
+    }
+
     pub fn files(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. }))
+        self.entries.values().filter(|e| matches!(e.kind, Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. }))
     }
 }
 
@@ -295,6 +357,32 @@ mod tests {
         assert_eq!(normalize_inside("a/b"), None);
         assert_eq!(normalize_inside("/a\0b"), None);
         assert_eq!(normalize_inside("/"), Some(PathBuf::from("/")));
+    }
+
+    #[test]
+    fn locate_named_follows_links_and_dots_inside() {
+        let mut m = Manifest::default();
+        let link = |path: &str, target: &str| Entry {
+            path: path.into(),
+            kind: Kind::Symlink { target: target.into() },
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            capability: None,
+            reason: Reason::Skeleton { why: "t".into() },
+        };
+        for (path, target) in [("/bin", "usr/bin"), ("/usr/bin/sh", "dash"), ("/up", "../../..")] {
+            m.entries.insert(path.into(), link(path, target));
+        }
+        let at = |p: &str| m.locate_named(p).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(at("/usr/bin/../bin/ls").as_deref(), Some("/usr/bin/ls"));
+        assert_eq!(at("/").as_deref(), Some("/"));
+        assert_eq!(at("/bin/../lib/x").as_deref(), Some("/usr/lib/x"), "`..` after a link goes up from its target");
+        assert_eq!(at("/bin/sh").as_deref(), Some("/usr/bin/sh"), "the last link is the entry named");
+        assert_eq!(at("/../../etc/./passwd").as_deref(), Some("/etc/passwd"), "clamped at the root");
+        assert_eq!(at("/up/etc").as_deref(), Some("/etc"));
+        assert_eq!(at("/usr/.."), Some("/".into()));
+        assert_eq!(at("usr/bin"), None);
     }
 
     #[test]

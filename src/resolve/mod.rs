@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod bytepath;
+pub mod command;
 pub mod dpkg;
 pub mod elf;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod locale;
 pub mod manifest;
 pub(crate) mod pseudofs;
 pub mod rules;
+pub mod script;
 pub mod search;
 pub mod skeleton;
 

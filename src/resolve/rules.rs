@@ -111,6 +111,26 @@ pub const RULES: &[Rule] = &[
               and its C extension modules are loaded with dlopen",
     },
     Rule {
+        id: "python-sysconfig",
+        when: &[When::Program("python3.[0-9]*")],
+        add: &[Add::File("/usr/include/{name}/pyconfig.h"), Add::File("/usr/include/{triplet}/{name}/pyconfig.h")],
+        why: "sysconfig.get_config_h_filename() names pyconfig.h, and pip reads it to build extensions; \
+              the build variables come from the standard library's _sysconfigdata module",
+    },
+    Rule {
+        id: "python-venv",
+        when: &[When::Program("python3.[0-9]*")],
+        add: &[Add::Tree("/usr/share/python-wheels")],
+        why: "`python3 -m venv` runs ensurepip, which Debian's Python feeds from the pip and setuptools \
+              wheels in /usr/share/python-wheels",
+    },
+    Rule {
+        id: "python-ldconfig",
+        when: &[When::Program("python3.[0-9]*")],
+        add: &[Add::Program("/sbin/ldconfig")],
+        why: "ctypes.util.find_library runs `/sbin/ldconfig -p` to read the library cache",
+    },
+    Rule {
         id: "perl-stdlib",
         when: &[When::Program("perl"), When::Program("perl5.*")],
         add: &[

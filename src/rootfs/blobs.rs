@@ -40,6 +40,7 @@ impl Blobs {
                 io::copy(&mut file, &mut writer).map_err(in_store)?;
             }
             Kind::Inline { content } => writer.write_all(content.as_bytes()).map_err(in_store)?,
+            Kind::Data { content } => writer.write_all(content).map_err(in_store)?,
             _ => return Err(io::Error::other("only files have blobs")),
         }
         // The hash the digest used was taken earlier: check the copy is of the same bytes.

@@ -31,7 +31,7 @@ pub fn digest(manifest: &Manifest, hashes: &ContentHashes) -> String {
                 device.as_bytes()
             }
             Kind::Symlink { target } => target.as_os_str().as_bytes(),
-            Kind::File { .. } | Kind::Inline { .. } => hashes.get(&entry.path).map(|h| h.as_bytes()).unwrap_or(b"?"),
+            Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => hashes.get(&entry.path).map(|h| h.as_bytes()).unwrap_or(b"?"),
         };
         let capability = entry.capability.as_deref().map(hex::encode).unwrap_or_default();
         for field in [

@@ -96,7 +96,7 @@ pub fn materialize_with_progress(
                     .map_err(|e| with_path(e.into(), &entry.path))?;
                 }
             }
-            Kind::File { .. } | Kind::Inline { .. } => {
+            Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => {
                 let hash =
                     hashes.get(&entry.path).ok_or_else(|| io::Error::other(format!("no content hash for {}", entry.path.display())))?;
                 let blob = blobs.get(entry, hash)?;

@@ -84,6 +84,7 @@ impl Store {
                     cache.hash(source, strict).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", digest::display_path(source))))?
                 }
                 Kind::Inline { content } => digest::sha256_hex(content.as_bytes()),
+                Kind::Data { content } => digest::sha256_hex(content),
                 _ => continue,
             };
             hashes.insert(entry.path.clone(), hash);
@@ -177,6 +178,7 @@ fn content_bytes(manifest: &Manifest) -> u64 {
         .map(|e| match &e.kind {
             Kind::File { source } => fs::metadata(source).map(|m| m.len()).unwrap_or(0),
             Kind::Inline { content } => content.len() as u64,
+            Kind::Data { content } => content.len() as u64,
             _ => 0,
         })
         .sum()

@@ -126,7 +126,7 @@ fn check_entry(root: &OwnedFd, entry: &Entry, hash: Option<&String>, as_root: bo
     };
     let kind_ok = match &entry.kind {
         Kind::Dir => meta.is_dir(),
-        Kind::File { .. } | Kind::Inline { .. } => meta.is_file(),
+        Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. } => meta.is_file(),
         Kind::Symlink { .. } => meta.is_symlink(),
         // A tree built without root has no device nodes.
         Kind::Device { .. } => meta.is_char_device() || !as_root,
@@ -145,7 +145,7 @@ fn check_entry(root: &OwnedFd, entry: &Entry, hash: Option<&String>, as_root: bo
         return None;
     }
     let mode = meta.mode() & 0o7777;
-    let file = matches!(entry.kind, Kind::File { .. } | Kind::Inline { .. });
+    let file = matches!(entry.kind, Kind::File { .. } | Kind::Inline { .. } | Kind::Data { .. });
     if mode != entry.mode && !(file && mode == stored_mode(entry)) {
         return Some(format!("has mode {mode:04o} instead of {:04o}", entry.mode));
     }
