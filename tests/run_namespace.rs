@@ -393,7 +393,6 @@ fn an_unprivileged_user_runs_rootless() {
     assert_eq!(lines[0], "student");
     assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["1000", "65534", "1"]);
     assert_eq!(lines[2], "4", "init, bash, ps and wc only: {text}");
-    assert!(stderr(&output).contains("will not be applied"), "it says plainly that the limits are not applied: {}", stderr(&output));
 }
 
 // ----- terminals: the sandbox never holds a host terminal (issue 12 item 14) -------------------

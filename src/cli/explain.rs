@@ -107,8 +107,11 @@ pub fn explain(args: Args) -> Result<ExitCode, Failure> {
         if let Some(pid) = init {
             let _ = narrator.line("", &format!("{}: sudo nsenter -t {pid} -a", catalog.text("look_from_outside")));
         }
+        // Keys first, then the prompt: a key pressed as soon as the prompt
+        // shows is read raw (a Ctrl-C is a key here, not a SIGINT).
+        let keys = KeyMode::enter();
         let _ = narrator.prompt(index, step);
-        let key = read_key();
+        let key = keys.read();
         let _ = writeln!(out);
         match key {
             Key::Next => Pause::Go,
@@ -150,33 +153,56 @@ enum Key {
 /// The answer at a pause. On a terminal one key is enough, read without
 /// echo and without the terminal turning Ctrl-C into a signal (so it leaves
 /// step mode cleanly instead of killing the tool); from a pipe, one line.
-fn read_key() -> Key {
-    use nix::sys::termios::{self, LocalFlags, SetArg};
-    let stdin = std::io::stdin();
-    let Ok(saved) = termios::tcgetattr(&stdin) else {
-        let mut line = String::new();
-        let _ = stdin.lock().read_line(&mut line);
-        return if line.trim() == "q" { Key::Quit } else { Key::Next };
-    };
-    let mut keys = saved.clone();
-    keys.local_flags.remove(LocalFlags::ICANON | LocalFlags::ISIG | LocalFlags::ECHO);
-    let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &keys);
-    let key = loop {
-        let mut byte = [0u8; 1];
-        match nix::unistd::read(&stdin, &mut byte) {
-            Ok(0) => break Key::Next,
-            Ok(_) => match byte[0] {
-                b'\n' | b'\r' | b' ' => break Key::Next,
-                b'q' | b'Q' => break Key::Quit,
-                0x03 | 0x04 => break Key::Interrupt,
-                _ => continue,
-            },
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break Key::Quit,
+/// The terminal in key-at-a-time mode (no line editing, no echo, Ctrl-C as
+/// a byte) while a step waits; restored when dropped. Without a terminal,
+/// lines are read.
+struct KeyMode {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl KeyMode {
+    fn enter() -> KeyMode {
+        use nix::sys::termios::{self, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(&stdin).ok();
+        if let Some(saved) = &saved {
+            let mut keys = saved.clone();
+            keys.local_flags.remove(LocalFlags::ICANON | LocalFlags::ISIG | LocalFlags::ECHO);
+            let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &keys);
         }
-    };
-    let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &saved);
-    key
+        KeyMode { saved }
+    }
+
+    fn read(&self) -> Key {
+        let stdin = std::io::stdin();
+        if self.saved.is_none() {
+            let mut line = String::new();
+            let _ = stdin.lock().read_line(&mut line);
+            return if line.trim() == "q" { Key::Quit } else { Key::Next };
+        }
+        loop {
+            let mut byte = [0u8; 1];
+            match nix::unistd::read(&stdin, &mut byte) {
+                Ok(0) => return Key::Next,
+                Ok(_) => match byte[0] {
+                    b'\n' | b'\r' | b' ' => return Key::Next,
+                    b'q' | b'Q' => return Key::Quit,
+                    0x03 | 0x04 => return Key::Interrupt,
+                    _ => continue,
+                },
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Key::Quit,
+            }
+        }
+    }
+}
+
+impl Drop for KeyMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 fn summary(

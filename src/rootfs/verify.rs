@@ -30,11 +30,13 @@ impl std::fmt::Display for Damage {
     }
 }
 
-/// The mode a stored file has: read-only to everyone when root owns it (so an
-/// accidental write by its owner fails); another owner's file keeps its write
-/// bits, because overlayfs checks them before a student's copy-up of their own file.
+/// The mode a stored file has: the entry's own. Not read-only: a sandbox
+/// shows the stored inodes themselves (hard links, lower layer), so a 0644
+/// file stored 0444 would be 0444 inside, against the lock; and for root, the
+/// store's owner, mode bits stop no write anyway. The store is kept by its
+/// root-only directories, and a write is found by `verify` and `build --locked`.
 pub fn stored_mode(entry: &Entry) -> u32 {
-    if entry.uid == 0 { entry.mode & !0o222 } else { entry.mode }
+    entry.mode
 }
 
 impl Store {
