@@ -173,7 +173,13 @@ impl Serve {
         status_and_body(&curl(&["-i", "-H", &format!("Cookie: sandbox_session={cookie}"), &format!("{}{path}", self.base())]))
     }
 
+    /// A POST as our own page makes it (with our Origin).
     pub fn post(&self, path: &str, cookie: &str, body: &str) -> (u16, String) {
+        self.post_from(path, cookie, body, &self.base())
+    }
+
+    /// A POST as a page of `origin` makes it.
+    pub fn post_from(&self, path: &str, cookie: &str, body: &str, origin: &str) -> (u16, String) {
         status_and_body(&curl(&[
             "-i",
             "-X",
@@ -181,7 +187,7 @@ impl Serve {
             "-H",
             &format!("Cookie: sandbox_session={cookie}"),
             "-H",
-            &format!("Origin: {}", self.base()),
+            &format!("Origin: {origin}"),
             "-H",
             "Content-Type: application/json",
             "--data",
