@@ -142,7 +142,9 @@ fn pages_carry_a_policy_and_only_our_pages_may_change_anything() {
         return;
     }
     let _one = serialize();
-    let serve = Serve::start(&["srv-head"], None, &[]);
+    // The name a reverse proxy gives the class (plain http: no Secure cookie expected).
+    let proxied = "http://class.example.org";
+    let serve = Serve::start(&["srv-head"], None, &["--origin", proxied]);
     // Every page: scripts only from this server, no framing, no referrer, not cached.
     let page = curl(&["-i", &format!("{}/", serve.base())]);
     assert_eq!(status_and_body(&page).0, 200, "{page}");
@@ -174,12 +176,19 @@ fn pages_carry_a_policy_and_only_our_pages_may_change_anything() {
     assert_eq!(serve.post_from("/api/check", &student, "{}", evil).0, 403);
     assert_eq!(serve.post_from("/api/logout", &student, "", evil).0, 403);
     assert_eq!(serve.get("/api/me", &student).0, 200, "the session was not ended from another site");
-    // The same port by another scheme is another origin; `localhost` is ours for a loopback address.
+    // The same port by another scheme is another origin, and so is a name like ours.
     let https = format!("https://127.0.0.1:{}", serve.port);
     assert_eq!(serve.post_from("/api/logout", &student, "", &https).0, 403);
-    let localhost = format!("http://localhost:{}", serve.port);
-    assert_eq!(serve.post_from("/api/logout", &student, "", &localhost).0, 204);
+    assert_eq!(serve.post_from("/api/logout", &student, "", "http://class.example.org.evil.example").0, 403);
+    assert_eq!(serve.get("/api/me", &student).0, 200);
+    // Ours: the --origin, the listen address, and `localhost` for a loopback address.
+    assert_eq!(serve.post_from("/api/logout", &student, "", proxied).0, 204);
     assert_eq!(serve.get("/api/me", &student).0, 403, "logged out");
+    for ours in [serve.base(), format!("http://localhost:{}", serve.port)] {
+        let student = serve.cookie("srv-head");
+        assert_eq!(serve.post_from("/api/logout", &student, "", &ours).0, 204, "{ours}");
+        assert_eq!(serve.get("/api/me", &student).0, 403, "logged out from {ours}");
+    }
 }
 
 /// A header of a `curl -i` response.
