@@ -1,6 +1,7 @@
 //! `sandbox serve`: the ttyd protocol message by message, who may reach
 //! which terminal, reconnecting, the teacher's view and dashboard, lab checks,
-//! 30 terminals at once, a runaway `yes`, kill -9 and restart, TLS, ssh login.
+//! 30 terminals at once, a runaway `yes`, kill -9 and restart, TLS, ssh login,
+//! guessing limited per address, the pages' policy headers and the Origin check.
 //! Run as root under the shared lock: `flock /tmp/sandbox-itest.lock cargo test --test serve`.
 
 mod serve_support;
@@ -21,6 +22,9 @@ fn the_ttyd_protocol_message_by_message() {
     let _one = serialize();
     let serve = Serve::start(&["srv-proto"], None, &[]);
     // The process that parses HTTP is not root and cannot become root again.
+    // It drops before it serves: once it has answered, its ids are final
+    // ("serving" is said when it is spawned, maybe before it ran a line).
+    assert_eq!(status_and_body(&curl(&["-i", &format!("{}/", serve.base())])).0, 200);
     let web = serve.web_pid().expect("the web process");
     let status = std::fs::read_to_string(format!("/proc/{web}/status")).unwrap();
     let field = |name: &str| status.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
@@ -101,6 +105,101 @@ fn a_bad_token_gets_nothing() {
     // Tokens and cookies are never written to the log.
     let log = serve.stderr.lock().unwrap().clone();
     assert!(!log.contains(&wrong) && !log.contains(&cookie), "{log}");
+    // Guessing is limited per address: after 20 failures in a minute, even a right token waits.
+    // Each guess is another token (the same wrong one again is no new guess, and counts once).
+    let fresh = serve.cookie("srv-bad");
+    let guesses: Vec<String> = (1..=25).map(|n| format!("{n:064x}")).collect();
+    let statuses: Vec<u16> = guesses.iter().map(|g| status_and_body(&curl(&["-i", &format!("{}/?token={g}", serve.base())])).0).collect();
+    let first = statuses.iter().position(|s| *s == 429).unwrap_or_else(|| panic!("never blocked: {statuses:?}"));
+    // Two failures came before (the wrong token, the rotated session's cookie).
+    assert!((10..=20).contains(&first), "{statuses:?}");
+    assert!(statuses[..first].iter().all(|s| *s == 403) && statuses[first..].iter().all(|s| *s == 429), "{statuses:?}");
+    // A right cookie, a terminal, then a right token: 429 (or no upgrade), with Retry-After, no cookie.
+    let (status, body) = serve.get("/api/me", &fresh);
+    assert_eq!(status, 429, "{body}");
+    rt().block_on(async {
+        let refused = connect(&serve.base(), "", Some(&fresh), Some(&serve.base())).await;
+        assert!(refused.as_ref().is_err_and(|e| e.contains("429")), "{:?}", refused.map(|_| ()));
+    });
+    let link = serve.link("srv-bad");
+    let response = curl(&["-i", &link]);
+    assert_eq!(status_and_body(&response).0, 429, "{response}");
+    assert!(!response.to_ascii_lowercase().contains("set-cookie"), "{response}");
+    let retry: u64 = header(&response, "retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{response}"));
+    assert!((1..=60).contains(&retry), "{response}");
+    // Only this address: the same link from another loopback address logs in.
+    let elsewhere = curl(&["-i", "--interface", "127.0.0.2", &link]);
+    assert_eq!(status_and_body(&elsewhere).0, 200, "{elsewhere}");
+    // One line for the blocked address; no token or cookie in the log.
+    let log = serve.stderr.lock().unwrap().clone();
+    assert_eq!(log.matches("is refused every login").count(), 1, "{log}");
+    let token = link.rsplit_once("token=").unwrap().1;
+    for secret in guesses.iter().map(String::as_str).chain([token, fresh.as_str()]) {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn pages_carry_a_policy_and_only_our_pages_may_change_anything() {
+    if !ready("serve") {
+        return;
+    }
+    let _one = serialize();
+    // The name a reverse proxy gives the class (plain http: no Secure cookie expected).
+    let proxied = "http://class.example.org";
+    let serve = Serve::start(&["srv-head"], None, &["--origin", proxied]);
+    // Every page: scripts only from this server, no framing, no referrer, not cached.
+    let page = curl(&["-i", &format!("{}/", serve.base())]);
+    assert_eq!(status_and_body(&page).0, 200, "{page}");
+    let policy = header(&page, "content-security-policy").unwrap_or_else(|| panic!("no policy: {page}"));
+    for part in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+        assert!(policy.contains(part), "{part}: {policy}");
+    }
+    let scripts = policy.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+    assert!(!scripts.contains("unsafe"), "{policy}");
+    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
+    assert_eq!(header(&page, "referrer-policy"), Some("no-referrer"));
+    assert_eq!(header(&page, "cache-control"), Some("no-store"));
+    // The cookie: not for scripts, not sent along from another site; Secure only with TLS
+    // (the https test checks that one).
+    let login = curl(&["-i", &serve.link("srv-head")]);
+    assert!(header(&login, "content-security-policy").is_some(), "{login}");
+    let cookie_line = header(&login, "set-cookie").unwrap_or_else(|| panic!("{login}"));
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie_line.contains(part), "{cookie_line}");
+    }
+    assert!(!cookie_line.contains("Secure"), "{cookie_line}");
+    // A POST from another site's page is refused before anything is done, a valid cookie or not.
+    let (student, teacher) = (serve.cookie("srv-head"), serve.cookie("teacher"));
+    let evil = "http://evil.example";
+    let (status, body) = serve.post_from("/api/act", &teacher, r#"{"action":"stop","student":"srv-head"}"#, evil);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("another site"), "{body}");
+    assert!(exec("srv-head", "echo up").contains("up"), "the instance still runs");
+    assert_eq!(serve.post_from("/api/check", &student, "{}", evil).0, 403);
+    assert_eq!(serve.post_from("/api/logout", &student, "", evil).0, 403);
+    assert_eq!(serve.get("/api/me", &student).0, 200, "the session was not ended from another site");
+    // The same port by another scheme is another origin, and so is a name like ours.
+    let https = format!("https://127.0.0.1:{}", serve.port);
+    assert_eq!(serve.post_from("/api/logout", &student, "", &https).0, 403);
+    assert_eq!(serve.post_from("/api/logout", &student, "", "http://class.example.org.evil.example").0, 403);
+    assert_eq!(serve.get("/api/me", &student).0, 200);
+    // Ours: the --origin, the listen address, and `localhost` for a loopback address.
+    assert_eq!(serve.post_from("/api/logout", &student, "", proxied).0, 204);
+    assert_eq!(serve.get("/api/me", &student).0, 403, "logged out");
+    for ours in [serve.base(), format!("http://localhost:{}", serve.port)] {
+        let student = serve.cookie("srv-head");
+        assert_eq!(serve.post_from("/api/logout", &student, "", &ours).0, 204, "{ours}");
+        assert_eq!(serve.get("/api/me", &student).0, 403, "logged out from {ours}");
+    }
+}
+
+/// A header of a `curl -i` response.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
 }
 
 #[test]
@@ -228,8 +327,10 @@ fn the_teacher_watches_read_only_and_runs_the_class() {
     assert_eq!(status, 200, "{body}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&serve.get("/api/class", &teacher).1).unwrap();
     assert_eq!(rows.iter().find(|r| r["name"] == "srv-other").unwrap()["state"], "stopped");
-    assert_eq!(serve.post("/api/act", &teacher, r#"{"action":"start","student":"srv-other"}"#).0, 200);
-    assert_eq!(serve.post("/api/act", &teacher, r#"{"action":"reset","student":"srv-watched"}"#).0, 200);
+    let (status, body) = serve.post("/api/act", &teacher, r#"{"action":"start","student":"srv-other"}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = serve.post("/api/act", &teacher, r#"{"action":"reset","student":"srv-watched"}"#);
+    assert_eq!(status, 200, "{body}");
     assert!(exec("lab90-srv-watched", "cat /home/student/hello.txt 2>&1").contains("No such file"), "reset dropped the work");
     assert!(exec("lab90-srv-watched", "cat /home/student/README.txt").contains("hello"), "and placed the lab's files again");
 }

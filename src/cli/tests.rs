@@ -163,3 +163,11 @@ fn every_argument_has_help_and_hidden_ones_are_not_completed() {
         assert!(all.contains(&name.to_string()), "{all:?}");
     }
 }
+
+#[test]
+fn serve_listens_on_loopback_unless_told_otherwise() {
+    let Command::Serve(args) = parse(&["serve", "shell", "--names-from", "names.txt"]).unwrap().command else { panic!("not serve") };
+    let listen: std::net::SocketAddr = args.listen.parse().unwrap();
+    assert!(listen.ip().is_loopback(), "{listen}: the class is reachable only from this machine until --listen says otherwise");
+    assert!(args.origins.is_empty() && !args.ssh_only);
+}

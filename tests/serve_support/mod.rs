@@ -153,9 +153,12 @@ impl Serve {
     pub fn link(&self, name: &str) -> String {
         let out = ok(sandbox().args(["serve", "tokens", "--rotate", name]));
         let url = out.split_whitespace().nth(1).unwrap_or_else(|| panic!("no link: {out}")).to_string();
-        // The printed base is the one of the last serve started; ours is the same here.
-        assert!(url.starts_with(&self.base()), "{url} vs {}", self.base());
-        url
+        // The printed base is the one of the last serve started, ours here: its
+        // first --origin, else its listen address. Curl reaches it by the latter.
+        let origin = self.extra.iter().position(|a| a == "--origin").and_then(|i| self.extra.get(i + 1));
+        let printed = origin.cloned().unwrap_or_else(|| self.base());
+        assert!(url.starts_with(&printed), "{url} vs {printed}");
+        url.replacen(&printed, &self.base(), 1)
     }
 
     pub fn token(&self, name: &str) -> String {
@@ -173,7 +176,13 @@ impl Serve {
         status_and_body(&curl(&["-i", "-H", &format!("Cookie: sandbox_session={cookie}"), &format!("{}{path}", self.base())]))
     }
 
+    /// A POST as our own page makes it (with our Origin).
     pub fn post(&self, path: &str, cookie: &str, body: &str) -> (u16, String) {
+        self.post_from(path, cookie, body, &self.base())
+    }
+
+    /// A POST as a page of `origin` makes it.
+    pub fn post_from(&self, path: &str, cookie: &str, body: &str, origin: &str) -> (u16, String) {
         status_and_body(&curl(&[
             "-i",
             "-X",
@@ -181,7 +190,7 @@ impl Serve {
             "-H",
             &format!("Cookie: sandbox_session={cookie}"),
             "-H",
-            &format!("Origin: {}", self.base()),
+            &format!("Origin: {origin}"),
             "-H",
             "Content-Type: application/json",
             "--data",

@@ -18,16 +18,16 @@
 //! ```
 
 mod client;
+mod limiter;
 mod pages;
 mod terminal;
 pub mod ttyd;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -41,11 +41,10 @@ use super::protocol::{Action, Reply, Request, Who};
 use super::{WebConfig, drop_privileges};
 use crate::cli::Failure;
 use client::HelperClient;
+use limiter::{Counted, Limiter};
 use terminal::{Control, Out, Terminals};
 
 pub const COOKIE: &str = "sandbox_session";
-/// Failed logins one address may make in a minute.
-const FAILED_LOGINS_PER_ADDRESS: usize = 20;
 /// Websockets open at once, for the whole class.
 const MAX_SOCKETS: u64 = 1024;
 /// How long a new websocket may take to say who it is.
@@ -56,7 +55,15 @@ struct App {
     origins: Vec<String>,
     secure_cookie: bool,
     terminals: Terminals,
-    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    logins: Limiter,
+}
+
+/// Why a request has no session.
+enum Refused {
+    /// No cookie, or one that is no session.
+    NoSession,
+    /// The address guessed too often: the credential was not even looked at.
+    Wait(Duration),
 }
 
 /// `sandbox serve-web` (started by `sandbox serve`, never by hand).
@@ -96,7 +103,7 @@ async fn serve(
         secure_cookie: tls.is_some() || config.origins.iter().any(|o| o.starts_with("https://")),
         origins: config.origins.clone(),
         terminals: Terminals::default(),
-        failures: Mutex::default(),
+        logins: Limiter::default(),
     });
     let router = Router::new()
         .route("/", get(index))
@@ -150,35 +157,37 @@ async fn security_headers(request: axum::extract::Request, next: axum::middlewar
 }
 
 impl App {
-    /// A browser's request must come from one of our own pages. Requests
-    /// without an Origin (curl, a ttyd client) are not a browser's cross-site
-    /// request, and still need a credential.
     fn origin_ok(&self, headers: &HeaderMap) -> bool {
-        match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-            None => true,
-            Some(origin) => self.origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)),
+        origin_allowed(&self.origins, headers)
+    }
+
+    /// Counts a credential the helper refused. The log names the address,
+    /// never the credential, and a blocked address once.
+    fn failed(&self, ip: IpAddr, credential: &str, what: &str) {
+        match self.logins.failed(ip, credential) {
+            Counted::Again => {}
+            Counted::Once => eprintln!("serve: a failed login from {ip} ({what})"),
+            Counted::Blocked => eprintln!(
+                "serve: {ip} is refused every login for {} s: {} failed logins within {} s",
+                limiter::WINDOW.as_secs(),
+                limiter::FAILURES,
+                limiter::WINDOW.as_secs()
+            ),
         }
     }
 
-    fn too_many_failures(&self, ip: IpAddr) -> bool {
-        let mut failures = self.failures.lock().unwrap();
-        if failures.len() > 10_000 {
-            failures.retain(|_, times| times.iter().any(|t| t.elapsed() < Duration::from_secs(60)));
-        }
-        let times = failures.entry(ip).or_default();
-        times.retain(|t| t.elapsed() < Duration::from_secs(60));
-        times.len() >= FAILED_LOGINS_PER_ADDRESS
-    }
-
-    fn failed(&self, ip: IpAddr) {
-        self.failures.lock().unwrap().entry(ip).or_default().push(Instant::now());
-    }
-
-    async fn who(&self, headers: &HeaderMap) -> Option<(Who, String)> {
-        let cookie = session_cookie(headers)?;
+    /// The caller's session. A cookie is a credential like a token: from a
+    /// blocked address it is not looked at, and a wrong one counts.
+    async fn who(&self, headers: &HeaderMap, ip: IpAddr) -> Result<(Who, String), Refused> {
+        let Some(cookie) = session_cookie(headers) else { return Err(Refused::NoSession) };
+        self.logins.check(ip).map_err(Refused::Wait)?;
         match self.helper.ask(Request::Whoami { cookie: cookie.clone() }).await {
-            Reply::Who(who) => Some((who, cookie)),
-            _ => None,
+            Reply::Who(who) => Ok((who, cookie)),
+            Reply::Denied(_) => {
+                self.failed(ip, &cookie, "a cookie that is no session");
+                Err(Refused::NoSession)
+            }
+            _ => Err(Refused::NoSession),
         }
     }
 
@@ -186,6 +195,42 @@ impl App {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
         HeaderValue::from_str(&format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
             .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// A browser's request must come from one of our own pages (`origins`: the
+/// listen address, `localhost` for loopback, every `--origin`). Requests
+/// without an Origin (curl, a ttyd client) are not a browser's cross-site
+/// request, and still need a credential.
+fn origin_allowed(origins: &[String], headers: &HeaderMap) -> bool {
+    let mut given = headers.get_all(header::ORIGIN).iter();
+    match (given.next(), given.next()) {
+        (None, _) => true,
+        (Some(origin), None) => origin.to_str().is_ok_and(|origin| origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))),
+        // Two Origin headers: no browser sends that.
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// 429 with Retry-After, as JSON for the API.
+fn too_many(wait: Duration) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({"error": "too many failed logins from this address: wait a minute"})),
+    )
+        .into_response();
+    set_retry_after(&mut response, wait);
+    response
+}
+
+fn set_retry_after(response: &mut Response, wait: Duration) {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(limiter::retry_after_seconds(wait)));
+}
+
+fn refused(why: Refused) -> Response {
+    match why {
+        Refused::NoSession => forbidden(),
+        Refused::Wait(wait) => too_many(wait),
     }
 }
 
@@ -198,6 +243,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_string())
+        // What a logout leaves behind, until the browser drops it.
+        .filter(|value| !value.is_empty())
 }
 
 #[derive(serde::Deserialize)]
@@ -214,10 +261,12 @@ async fn index(
     headers: HeaderMap,
 ) -> Response {
     if let Some(token) = query.token {
-        if app.too_many_failures(peer.ip()) {
-            return pages::message(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins from this address: wait a minute.");
+        if let Err(wait) = app.logins.check(peer.ip()) {
+            let mut response = pages::message(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins from this address: wait a minute.");
+            set_retry_after(&mut response, wait);
+            return response;
         }
-        return match app.helper.ask(Request::Login { token }).await {
+        return match app.helper.ask(Request::Login { token: token.clone() }).await {
             Reply::Session { cookie, who } => {
                 eprintln!("serve: {} logged in from {}", who.key(), peer.ip());
                 // A page that moves on to `/` by itself: a cookie set on a
@@ -229,17 +278,21 @@ async fn index(
                 response
             }
             Reply::Denied(why) => {
-                app.failed(peer.ip());
-                eprintln!("serve: a failed login from {}", peer.ip());
+                app.failed(peer.ip(), &token, "a wrong token");
                 pages::message(StatusCode::FORBIDDEN, &format!("This link does not log you in ({why}). Ask your teacher for a new one."))
             }
             other => pages::message(StatusCode::INTERNAL_SERVER_ERROR, &failure_text(&other)),
         };
     }
-    match app.who(&headers).await {
-        Some((Who::Teacher, _)) => pages::page("teacher"),
-        Some((Who::Student(_), _)) => pages::page("student"),
-        None => pages::page("login"),
+    match app.who(&headers, peer.ip()).await {
+        Ok((Who::Teacher, _)) => pages::page("teacher"),
+        Ok((Who::Student(_), _)) => pages::page("student"),
+        Err(Refused::NoSession) => pages::page("login"),
+        Err(Refused::Wait(wait)) => {
+            let mut response = pages::message(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins from this address: wait a minute.");
+            set_retry_after(&mut response, wait);
+            response
+        }
     }
 }
 
@@ -268,8 +321,11 @@ fn bad_origin() -> Response {
     (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"error": "request from another site"}))).into_response()
 }
 
-async fn me(State(app): Shared, headers: HeaderMap) -> Response {
-    let Some((who, _)) = app.who(&headers).await else { return forbidden() };
+async fn me(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let (who, _) = match app.who(&headers, peer.ip()).await {
+        Ok(found) => found,
+        Err(why) => return refused(why),
+    };
     let lab = match app.helper.ask(Request::Lab).await {
         Reply::Lab(lab) => lab,
         _ => None,
@@ -282,11 +338,14 @@ struct Target {
     student: Option<String>,
 }
 
-async fn check(State(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn check(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Response {
     if !app.origin_ok(&headers) {
         return bad_origin();
     }
-    let Some((_, cookie)) = app.who(&headers).await else { return forbidden() };
+    let cookie = match app.who(&headers, peer.ip()).await {
+        Ok((_, cookie)) => cookie,
+        Err(why) => return refused(why),
+    };
     let target: Target = serde_json::from_slice(&body).unwrap_or_default();
     reply_response(app.helper.ask(Request::Check { cookie, student: target.student }).await)
 }
@@ -297,11 +356,14 @@ struct ActBody {
     student: Option<String>,
 }
 
-async fn act(State(app): Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn act(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Bytes) -> Response {
     if !app.origin_ok(&headers) {
         return bad_origin();
     }
-    let Some((_, cookie)) = app.who(&headers).await else { return forbidden() };
+    let cookie = match app.who(&headers, peer.ip()).await {
+        Ok((_, cookie)) => cookie,
+        Err(why) => return refused(why),
+    };
     let Ok(body) = serde_json::from_slice::<ActBody>(&body) else {
         return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "expected {\"action\": ..., \"student\": ...}"})))
             .into_response();
@@ -322,8 +384,8 @@ async fn logout(State(app): Shared, headers: HeaderMap) -> Response {
 }
 
 /// The class table with what only the web process knows added: last input, open shells.
-async fn class_rows(app: &App, headers: &HeaderMap) -> Result<Vec<serde_json::Value>, Response> {
-    let Some((_, cookie)) = app.who(headers).await else { return Err(forbidden()) };
+async fn class_rows(app: &App, headers: &HeaderMap, ip: IpAddr) -> Result<Vec<serde_json::Value>, Response> {
+    let (_, cookie) = app.who(headers, ip).await.map_err(refused)?;
     let rows = match app.helper.ask(Request::Class { cookie }).await {
         Reply::Class(rows) => rows,
         other => return Err(reply_response(other)),
@@ -340,15 +402,15 @@ async fn class_rows(app: &App, headers: &HeaderMap) -> Result<Vec<serde_json::Va
         .collect())
 }
 
-async fn class(State(app): Shared, headers: HeaderMap) -> Response {
-    match class_rows(&app, &headers).await {
+async fn class(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    match class_rows(&app, &headers, peer.ip()).await {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(response) => response,
     }
 }
 
-async fn grades_json(State(app): Shared, headers: HeaderMap) -> Response {
-    match class_rows(&app, &headers).await {
+async fn grades_json(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    match class_rows(&app, &headers, peer.ip()).await {
         Ok(rows) => {
             let grades: Vec<serde_json::Value> = rows
                 .iter()
@@ -360,8 +422,8 @@ async fn grades_json(State(app): Shared, headers: HeaderMap) -> Response {
     }
 }
 
-async fn grades_csv(State(app): Shared, headers: HeaderMap) -> Response {
-    let rows = match class_rows(&app, &headers).await {
+async fn grades_csv(State(app): Shared, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let rows = match class_rows(&app, &headers, peer.ip()).await {
         Ok(rows) => rows,
         Err(response) => return response,
     };
@@ -429,6 +491,10 @@ async fn websocket(
     if method != Method::GET || !app.origin_ok(&headers) {
         return bad_origin();
     }
+    // Every terminal needs a credential (the cookie, or the hello's token).
+    if let Err(wait) = app.logins.check(peer.ip()) {
+        return too_many(wait);
+    }
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -457,6 +523,8 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 /// either side goes. Leaving never ends the shell.
 async fn terminal_session(app: &App, mut socket: WebSocket, cookie: Option<String>, query: WsQuery, ip: IpAddr) {
     const POLICY: u16 = 1008;
+    // The browser's terminal reconnects after this one (by itself, later), not after 1008.
+    const TRY_AGAIN_LATER: u16 = 1013;
     let hello = match tokio::time::timeout(HELLO_LIMIT, socket.recv()).await {
         Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
         Ok(Some(Ok(Message::Text(text)))) => Bytes::copy_from_slice(text.as_bytes()),
@@ -466,21 +534,28 @@ async fn terminal_session(app: &App, mut socket: WebSocket, cookie: Option<Strin
         return close(socket, POLICY, "expected the hello message first").await;
     };
     // The session cookie, else the AuthToken (a login token, as ttyd's --credential).
+    // The block may have begun since the upgrade.
+    if app.logins.check(ip).is_err() {
+        return close(socket, TRY_AGAIN_LATER, "too many failed logins from this address: wait a minute").await;
+    }
     let mut who = None;
-    if let Some(cookie) = cookie.filter(|c| !c.is_empty())
-        && let Reply::Who(person) = app.helper.ask(Request::Whoami { cookie: cookie.clone() }).await
-    {
-        who = Some((person, cookie));
+    if let Some(cookie) = cookie {
+        match app.helper.ask(Request::Whoami { cookie: cookie.clone() }).await {
+            Reply::Who(person) => who = Some((person, cookie)),
+            Reply::Denied(_) => app.failed(ip, &cookie, "a cookie that is no session"),
+            _ => {}
+        }
     }
     if who.is_none()
         && let Some(token) = hello.auth_token.filter(|t| !t.is_empty())
     {
-        if app.too_many_failures(ip) {
-            return close(socket, POLICY, "too many failed logins: wait a minute").await;
+        if app.logins.check(ip).is_err() {
+            return close(socket, TRY_AGAIN_LATER, "too many failed logins from this address: wait a minute").await;
         }
-        match app.helper.ask(Request::Login { token }).await {
+        match app.helper.ask(Request::Login { token: token.clone() }).await {
             Reply::Session { cookie, who: person } => who = Some((person, cookie)),
-            _ => app.failed(ip),
+            Reply::Denied(_) => app.failed(ip, &token, "a wrong token"),
+            _ => {}
         }
     }
     let Some((who, cookie)) = who else { return close(socket, POLICY, "not a valid login").await };
@@ -604,5 +679,34 @@ mod tests {
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; sandbox_session=abc; b=2"));
         assert_eq!(session_cookie(&headers).as_deref(), Some("abc"));
         assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn an_origin_must_be_one_of_ours() {
+        // As `sandbox serve --listen 127.0.0.1:8080 --origin https://class.example.org` makes them.
+        let origins = ["https://class.example.org".to_string(), "http://127.0.0.1:8080".into(), "http://localhost:8080".into()];
+        let with = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(header::ORIGIN, HeaderValue::from_static(value));
+            }
+            origin_allowed(&origins, &headers)
+        };
+        assert!(with(&[]), "curl and ttyd clients send none");
+        assert!(with(&["http://127.0.0.1:8080"]));
+        assert!(with(&["http://LOCALHOST:8080"]));
+        assert!(with(&["https://class.example.org"]));
+        assert!(!with(&["http://class.example.org"]), "another scheme is another origin");
+        assert!(!with(&["http://127.0.0.1:8081"]), "another port is another origin");
+        assert!(!with(&["https://class.example.org.evil.example"]));
+        assert!(!with(&["null"]), "a sandboxed frame or a file:// page");
+        assert!(!with(&["http://127.0.0.1:8080", "http://evil.example"]));
+    }
+
+    #[test]
+    fn an_empty_cookie_is_no_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("sandbox_session="));
+        assert_eq!(session_cookie(&headers), None);
     }
 }
