@@ -68,6 +68,11 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
     if request.mode == Mode::Namespace && wants_limits && no_limits {
         warnings.push("--no-limits: the profile's [limits] are not applied; memory, processes and cpu are not limited".into());
     } else if request.mode == Mode::Namespace && wants_limits {
+        // Under systemd, into a delegated scope of its own first; when systemd
+        // says no, one line, and the cgroups are placed without it.
+        if !request.dry_run {
+            warnings.extend(cgroup::systemd::enter_scope(true).note());
+        }
         let layout = cgroup::detect().map_err(std::io::Error::other)?;
         match cgroup::manager_for(&layout, &request.name, &limits) {
             Ok(m) => manager = Some(m),
