@@ -607,18 +607,21 @@ fn cgroups(host: &Host) -> Check {
 }
 
 /// Under systemd: the sandbox's cgroups go in a transient scope the tool asks
-/// for with Delegate=yes, which gets the controllers its slice has. Nothing is
-/// asked here (a scope would move the doctor); the slice tells what it would get.
+/// for with Delegate=yes, which gets every controller its manager has. Nothing
+/// is asked here (a scope would move the doctor).
 fn systemd_cgroup_check(host: &Host, layout: &CgroupLayout, bus: cgroup::systemd::Bus) -> Option<Check> {
     let (scope, controllers) = cgroup::systemd::expected_scope(layout, bus)?;
-    let slice = scope.parent().map_or_else(String::new, |p| p.display().to_string());
+    let manager = match bus {
+        cgroup::systemd::Bus::System => "systemd (PID 1)",
+        cgroup::systemd::Bus::User => "your user's systemd",
+    };
     let placements: Vec<LimitPlacement> = cgroup::Limit::ALL
         .iter()
         .map(|&limit| {
             let child = scope.join(EXAMPLE_CHILD);
             let problem = (!controllers.iter().any(|c| c == limit.controller())).then(|| {
                 let message =
-                    format!("systemd's {slice} does not have `{limit}` (not in its cgroup.controllers), so its scopes cannot get it");
+                    format!("{manager} does not have `{limit}` to delegate (not in its cgroup.controllers), so its scopes cannot get it");
                 cgroup::Problem::new(ProblemKind::ControllerMissing, message)
             });
             LimitPlacement {
@@ -1110,11 +1113,15 @@ mod tests {
         assert!(found.contains(&format!("the sandbox's cgroups go in the systemd scope {}/sandbox-", slice.display())), "{found}");
         assert!(found.contains("on the system bus (StartTransientUnit, Delegate=yes)"), "{found}");
         assert!(found.contains("-<random>.scope/sandbox-<name>/memory.max"), "{found}");
-        // The slice lacks a controller: its scopes cannot have it either.
+        // A slice that does not enable cpu yet does not matter (Delegate=yes
+        // enables it on the way down); a controller the root lacks does.
         std::fs::write(slice.join("cgroup.controllers"), "memory pids").unwrap();
         let check = systemd_cgroup_check(&root_host(), &layout, cgroup::systemd::Bus::System).unwrap();
+        assert_eq!(check.status, Status::Ok, "{:?}", check.found);
+        std::fs::write(tmp.path().join("sys/fs/cgroup/cgroup.controllers"), "memory pids").unwrap();
+        let check = systemd_cgroup_check(&root_host(), &layout, cgroup::systemd::Bus::System).unwrap();
         assert_eq!(check.status, Status::Warn);
-        assert!(check.found.join("\n").contains("cpu: cannot be applied: systemd's"), "{:?}", check.found);
+        assert!(check.found.join("\n").contains("cpu: cannot be applied: systemd (PID 1) does not have `cpu`"), "{:?}", check.found);
     }
 
     #[test]

@@ -296,23 +296,26 @@ fn random_u32() -> u32 {
 }
 
 /// For `doctor`: where the scope would go and what it would get, without
-/// asking. The scope lands in a slice of the manager that starts it; its
-/// controllers are the ones that manager has (Delegate=yes hands them all).
+/// asking. The scope lands in a slice of the manager that starts it; it gets
+/// every controller that manager has (Delegate=yes: systemd enables them all
+/// down to the scope): PID 1 has the root's, a user's manager what its
+/// user@UID.service was delegated.
 pub fn expected_scope(layout: &CgroupLayout, bus: Bus) -> Option<(PathBuf, Vec<String>)> {
     let unified = layout.unified()?;
-    let slice = match bus {
-        Bus::System => unified.mount.join("system.slice"),
+    let (slice, from) = match bus {
+        Bus::System => (unified.mount.join("system.slice"), unified.mount.clone()),
         // The user's manager runs in user@UID.service; its scopes go in app.slice under it.
         Bus::User => {
             let own = unified.own_path.as_ref()?;
             let uid = nix::unistd::getuid().as_raw();
             let manager = unified.mount.join(format!("user.slice/user-{uid}.slice/user@{uid}.service"));
-            if own.starts_with(&manager) || manager.is_dir() { manager.join("app.slice") } else { return None }
+            if !own.starts_with(&manager) && !manager.is_dir() {
+                return None;
+            }
+            (manager.join("app.slice"), manager)
         }
     };
-    // app.slice may not exist yet: its parent has what it will get.
-    let read = |dir: &Path| std::fs::read_to_string(dir.join("cgroup.controllers")).ok();
-    let text = read(&slice).or_else(|| slice.parent().and_then(read)).unwrap_or_default();
+    let text = std::fs::read_to_string(from.join("cgroup.controllers")).unwrap_or_default();
     let controllers = text.split_whitespace().map(str::to_owned).collect();
     Some((slice.join(format!("{SCOPE_PREFIX}{}-<random>.scope", std::process::id())), controllers))
 }
