@@ -590,7 +590,78 @@ fn cgroups(host: &Host) -> Check {
         }
     };
     let how = cgroup::Placing { parent: cgroup::options::current().parent, self_pid: std::process::id() as i32, tracking_only: false };
+    let situation = cgroup::systemd::Situation {
+        root: Path::new("/"),
+        layout: &layout,
+        wants_limits: true,
+        parent: how.parent.as_deref(),
+        self_pid: how.self_pid,
+        euid_is_root: host.is_root(),
+    };
+    if let cgroup::systemd::Decision::Ask(bus) = cgroup::systemd::decide(&situation)
+        && let Some(check) = systemd_cgroup_check(host, &layout, bus)
+    {
+        return check;
+    }
     cgroup_check(host, &layout, &how, &cgroup::EffectiveAccess)
+}
+
+/// Under systemd: the sandbox's cgroups go in a transient scope the tool asks
+/// for with Delegate=yes, which gets every controller its manager has. Nothing
+/// is asked here (a scope would move the doctor).
+fn systemd_cgroup_check(host: &Host, layout: &CgroupLayout, bus: cgroup::systemd::Bus) -> Option<Check> {
+    let (scope, controllers) = cgroup::systemd::expected_scope(layout, bus)?;
+    let manager = match bus {
+        cgroup::systemd::Bus::System => "systemd (PID 1)",
+        cgroup::systemd::Bus::User => "your user's systemd",
+    };
+    let placements: Vec<LimitPlacement> = cgroup::Limit::ALL
+        .iter()
+        .map(|&limit| {
+            let child = scope.join(EXAMPLE_CHILD);
+            let problem = (!controllers.iter().any(|c| c == limit.controller())).then(|| {
+                let message =
+                    format!("{manager} does not have `{limit}` to delegate (not in its cgroup.controllers), so its scopes cannot get it");
+                cgroup::Problem::new(ProblemKind::ControllerMissing, message)
+            });
+            LimitPlacement {
+                limit,
+                backend: Some(CgroupVersion::V2),
+                parent: Some(scope.clone()),
+                limit_file: Some(child.join(limit.limit_file(CgroupVersion::V2))),
+                child: Some(child),
+                needs_enabling: true,
+                supervisor_leaf: Some(scope.join(cgroup::site::SUPERVISOR_LEAF)),
+                problem,
+            }
+        })
+        .collect();
+    let usable: Vec<&str> = placements.iter().filter(|p| p.usable()).map(|p| p.limit.controller()).collect();
+    let unusable: Vec<&str> = placements.iter().filter(|p| !p.usable()).map(|p| p.limit.controller()).collect();
+    let (status, summary) = cgroup_verdict(layout, &usable, &unusable);
+    let mut check = Check::new("cgroups", "Cgroups", status, summary).found(format!("layout: {}", layout.describe()));
+    for line in layout_lines(layout) {
+        check = check.found(line);
+    }
+    check = check.found(format!(
+        "systemd is PID 1: the sandbox's cgroups go in the systemd scope {}: a run asks for it on {} (StartTransientUnit, Delegate=yes), \
+         moves itself into its supervisor leaf and makes each sandbox's cgroup beside it; if systemd says no, it places them as without systemd",
+        scope.display(),
+        bus.describe()
+    ));
+    for placement in &placements {
+        check = check.found(placement_line(placement));
+    }
+    let namespace = match (usable.is_empty(), unusable.is_empty()) {
+        (_, true) => "memory, pids and cpu limits are applied, in a systemd scope of the run's own".to_owned(),
+        (true, _) => "a profile with [limits] does not start (exit 125) unless run with --no-limits".to_owned(),
+        _ => format!(
+            "applied: {}; a profile that limits {} does not start (exit 125) unless run with --no-limits",
+            usable.join(", "),
+            unusable.join(" or ")
+        ),
+    };
+    Some(check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, layout, &placements)))
 }
 
 /// The cgroup report for a layout: where the sandbox's cgroups will go, and
@@ -1028,6 +1099,29 @@ mod tests {
 
     fn root_host() -> Host {
         Host { release: "6.1.0".into(), machine: "x86_64".into(), version: Some((6, 1, 0)), euid: 0, egid: 0, proc_status: String::new() }
+    }
+
+    #[test]
+    fn doctor_under_systemd_says_the_scope_is_where_the_cgroups_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_v2(tmp.path(), "/system.slice", "");
+        let layout = fake_v2(tmp.path(), "/user.slice/user-0.slice/session-2.scope", "130\n4242\n");
+        let check = systemd_cgroup_check(&root_host(), &layout, cgroup::systemd::Bus::System).unwrap();
+        assert_eq!(check.status, Status::Ok, "{:?}", check.found);
+        let found = check.found.join("\n");
+        let slice = tmp.path().join("sys/fs/cgroup/system.slice");
+        assert!(found.contains(&format!("the sandbox's cgroups go in the systemd scope {}/sandbox-", slice.display())), "{found}");
+        assert!(found.contains("on the system bus (StartTransientUnit, Delegate=yes)"), "{found}");
+        assert!(found.contains("-<random>.scope/sandbox-<name>/memory.max"), "{found}");
+        // A slice that does not enable cpu yet does not matter (Delegate=yes
+        // enables it on the way down); a controller the root lacks does.
+        std::fs::write(slice.join("cgroup.controllers"), "memory pids").unwrap();
+        let check = systemd_cgroup_check(&root_host(), &layout, cgroup::systemd::Bus::System).unwrap();
+        assert_eq!(check.status, Status::Ok, "{:?}", check.found);
+        std::fs::write(tmp.path().join("sys/fs/cgroup/cgroup.controllers"), "memory pids").unwrap();
+        let check = systemd_cgroup_check(&root_host(), &layout, cgroup::systemd::Bus::System).unwrap();
+        assert_eq!(check.status, Status::Warn);
+        assert!(check.found.join("\n").contains("cpu: cannot be applied: systemd (PID 1) does not have `cpu`"), "{:?}", check.found);
     }
 
     #[test]

@@ -68,12 +68,20 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
     if request.mode == Mode::Namespace && wants_limits && no_limits {
         warnings.push("--no-limits: the profile's [limits] are not applied; memory, processes and cpu are not limited".into());
     } else if request.mode == Mode::Namespace && wants_limits {
+        // Under systemd, into a delegated scope of its own first; when systemd
+        // says no, one line, and the cgroups are placed without it.
+        let systemd_note = if request.dry_run { None } else { cgroup::systemd::enter_scope(true).note() };
         let layout = cgroup::detect().map_err(std::io::Error::other)?;
         match cgroup::manager_for(&layout, &request.name, &limits) {
             Ok(m) => manager = Some(m),
             Err(problems) if request.dry_run => warnings.push(cgroup::manager::refusal(&problems)),
-            Err(problems) => return Err(std::io::Error::other(cgroup::manager::refusal(&problems))),
+            // The refusal says why systemd was no help, since the warnings are never shown.
+            Err(problems) => {
+                let note = systemd_note.map(|n| format!("\n  note: {n}")).unwrap_or_default();
+                return Err(std::io::Error::other(format!("{}{note}", cgroup::manager::refusal(&problems))));
+            }
         }
+        warnings.extend(systemd_note);
     }
     if request.mode == Mode::Chroot && wants_limits {
         warnings.push("chroot mode applies no [limits]: use --mode namespace for memory, pids and cpu limits".into());

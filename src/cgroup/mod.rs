@@ -12,6 +12,7 @@ pub mod detect;
 pub mod manager;
 pub mod options;
 pub mod site;
+pub mod systemd;
 
 pub use detect::{
     AccessCheck, CgroupLayout, CgroupMount, CgroupVersion, DetectError, EffectiveAccess, Limit, LimitPlacement, Membership, Placing,

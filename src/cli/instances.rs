@@ -168,6 +168,13 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         record_for(instance, spec, &profile, &rootfs)?;
     }
     let spec = absolute_spec(spec);
+    // Under systemd, with limits to apply: into a delegated scope first, so
+    // that the supervisors are born in it (their scope outlives this process).
+    let limits = &profile.limits;
+    let wants_limits = (limits.memory.is_some() || limits.pids.is_some() || limits.cpu.is_some()) && !cgroup::options::current().no_limits;
+    if let Some(note) = cgroup::systemd::enter_scope(wants_limits).note() {
+        super::run::warn(&[note])?;
+    }
     // On cgroup v2, alone in its cgroup: into the `supervisor` leaf first, so
     // the supervisors are born there and their cgroups can get controllers.
     let _leaf = cgroup::detect().ok().and_then(|layout| {

@@ -89,6 +89,16 @@ impl Rig {
         Ok(Rig { dir, vmlinuz, modules, qemu })
     }
 
+    /// `target/tmp/vm`, where everything of the rig lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The modules the guest loads and their `load-order`.
+    pub fn modules(&self) -> &Path {
+        &self.modules
+    }
+
     /// Builds the initramfs around `sandbox` (the binary under test).
     pub fn initramfs(&self, sandbox: &Path) -> Result<PathBuf, String> {
         let work = self.dir.join("initramfs");
@@ -378,7 +388,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// An uncompressed newc cpio archive of `tree`, the format the kernel unpacks
 /// as an initramfs. Files keep their modes; owners too when the builder is
 /// root, otherwise everything belongs to root in the VM.
-fn write_cpio(tree: &Path, out: &Path) -> io::Result<()> {
+pub fn write_cpio(tree: &Path, out: &Path) -> io::Result<()> {
     let mut writer = BufWriter::new(fs::File::create(out)?);
     let keep_owners = nix::unistd::geteuid().is_root();
     for (ino, path) in walk(tree).into_iter().enumerate() {

@@ -163,7 +163,7 @@ impl fmt::Display for Call {
             Call::IdmappedTree { path, userns_of } => write!(
                 f,
                 "open_tree(AT_FDCWD, {}, OPEN_TREE_CLONE|AT_RECURSIVE); mount_setattr(TREE, \"\", AT_EMPTY_PATH|AT_RECURSIVE, \
-                 {{.attr_set = MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY|MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV, .userns_fd = open(\"/proc/{}/ns/user\")}})",
+                 {{.attr_set = MOUNT_ATTR_IDMAP|MOUNT_ATTR_RDONLY|MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV, .propagation = MS_PRIVATE, .userns_fd = open(\"/proc/{}/ns/user\")}})",
                 q(path),
                 pid_text(*userns_of)
             ),

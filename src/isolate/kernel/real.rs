@@ -213,10 +213,14 @@ impl Kernel for Real<'_> {
         let fd = Errno::result(fd).map_err(fail(format!("open_tree({}, OPEN_TREE_CLONE)", path.display())))?;
         // SAFETY: fd was just returned by open_tree.
         let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // Private too: a clone of a shared mount (systemd makes every mount
+        // shared) joins its peer group, and the sandbox's mounts on top of it
+        // would then propagate back to the host's store, and pivot_root
+        // refuses a new root whose parent is shared.
         let attr = MountAttr {
             attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             attr_clr: 0,
-            propagation: 0,
+            propagation: libc::MS_PRIVATE,
             userns_fd: userns.as_raw_fd() as u64,
         };
         let rc = mount_setattr(tree.as_raw_fd(), &CString::default(), (libc::AT_EMPTY_PATH as libc::c_uint) | AT_RECURSIVE, &attr);
