@@ -39,7 +39,8 @@ fn export_to_stdout_loads_in_podman_and_runs_as_latest() {
     let Some(podman) = Podman::new() else { return };
     let (_dir, base) = base();
     let load = format!("{} load", podman.command());
-    let output = run(Command::new("sh")
+    // bash: pipefail makes a failing export fail the pipeline (dash has no pipefail).
+    let output = run(Command::new("bash")
         .arg("-c")
         .arg(format!("set -o pipefail; {:?} export {} --tar - | {load}", env!("CARGO_BIN_EXE_sandbox"), base.display()))
         .env("SANDBOX_HOME", shared_home())

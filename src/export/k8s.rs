@@ -246,15 +246,26 @@ fn pod_labels(class: &Class, student: Option<&str>) -> Value {
     labels
 }
 
+/// The annotation that tells `podman kube play` how to run init containers.
+const PODMAN_INIT_TYPE: &str = "io.podman.annotations.init.container.type";
+
+/// A pod's metadata: its labels and, with an init container, podman's init type
+/// `always`: what Kubernetes does (init containers run at every pod start; the
+/// home seed is idempotent), where podman's default `once` removes it after its
+/// first run, and podman 4.3 races on that removal ("cannot remove container
+/// ... as it is running", podman#18477).
+fn pod_metadata(mut metadata: Value, spec: &Value) -> Value {
+    if spec.get("initContainers").is_some() {
+        metadata["annotations"] = json!({ PODMAN_INIT_TYPE: "always" });
+    }
+    metadata
+}
+
 fn pod(class: &Class, image: &str) -> Value {
     let mut spec = pod_spec(class, image, None, Some(&home_claim_name(class.profile)));
     spec["hostname"] = json!(class.profile.run.hostname);
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": { "name": class.profile.name.trim_end_matches('-'), "labels": pod_labels(class, None) },
-        "spec": spec,
-    })
+    let metadata = pod_metadata(json!({ "name": class.profile.name.trim_end_matches('-'), "labels": pod_labels(class, None) }), &spec);
+    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec })
 }
 
 fn home_claim(class: &Class, name: &str) -> Value {
@@ -283,7 +294,7 @@ fn stateful_set(class: &Class, namespace: &str, image: &str, student: &str) -> V
             "serviceName": service_name(class),
             "replicas": 1,
             "selector": { "matchLabels": selector },
-            "template": { "metadata": { "labels": pod_labels(class, Some(student)) }, "spec": spec },
+            "template": { "metadata": pod_metadata(json!({ "labels": pod_labels(class, Some(student)) }), &spec), "spec": spec },
             "volumeClaimTemplates": [{ "metadata": { "name": "home", "labels": common_labels(class) }, "spec": claim_spec(class) }],
             // A student's work outlives the class's objects: deleting them keeps the claims.
             "persistentVolumeClaimRetentionPolicy": { "whenDeleted": "Retain", "whenScaled": "Retain" },
