@@ -768,6 +768,8 @@ fn a_root_profiles_bundle_runs_in_a_user_namespace_and_pings() {
 
     // The ready `net` profile's student pings too.
     let (_dir, bundle, cgroup) = bundle_of("name = \"ex-net\"\nextends = \"net\"\n", "runc");
+    // A student keeps no capability: ping's file capability would stop it from starting, so the tree has none.
+    assert_eq!(xattr(&bundle.join("rootfs/usr/bin/ping"), "security.capability"), None);
     let (output, _cleanup) = run_bundle("runc", &bundle, &cgroup, "id -un; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok");
     assert_eq!(stdout(&output), "student\nping-ok\n", "{}", stderr(&output));
 }

@@ -123,9 +123,11 @@ impl Podman {
         run(Command::new("sh").arg("-c").arg(format!("{} {args}", self.command())).stdin(std::process::Stdio::null()))
     }
 
-    /// Run a container-starting podman command with no cgroups of its own (they
-    /// would go to the hierarchy root) and, on a v1 hybrid, cgroup2 hidden in a
-    /// private mount namespace (PEERS.md); the default ulimits are too low.
+    /// Run a container-starting podman command in a private mount namespace
+    /// where, on a v1 hybrid, cgroup2 is hidden (PEERS.md): runc and cgroupfs
+    /// then place the containers in the v1 hierarchies, and podman removes
+    /// those cgroups with the containers. The default ulimits come from the
+    /// storage's containers.conf.
     pub fn sh_isolated(&self, args: &str) -> Output {
         let hybrid = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
