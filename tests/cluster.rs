@@ -199,7 +199,19 @@ fn podman_kube_play_runs_the_pod_with_its_home_and_ping() {
     let loaded = podman.sh(&format!("load -i {}", archive.display()));
     assert!(loaded.status.success(), "{}", stderr(&loaded));
     let yaml = dir.path().join("pod.yaml");
-    fs::write(&yaml, ok(sandbox().arg("export").arg(&lab).arg("--k8s"))).unwrap();
+    let manifests = ok(sandbox().arg("export").arg(&lab).arg("--k8s"));
+    fs::write(&yaml, &manifests).unwrap();
+    // podman 4.3's `kube play` ignores the pod's sysctls (ping_group_range, for ping over ICMP
+    // sockets): the storage's containers.conf gives the containers the manifest's own.
+    let pod = documents(&manifests).into_iter().find(|d| d["kind"] == "Pod").unwrap();
+    let sysctls: Vec<String> = pod["spec"]["securityContext"]["sysctls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}={}", s["name"].as_str().unwrap(), s["value"].as_str().unwrap()))
+        .collect();
+    assert!(sysctls.iter().any(|s| s.starts_with("net.ipv4.ping_group_range=")), "{sysctls:?}");
+    podman.set_sysctls(&sysctls);
     let played = podman.sh_isolated(&format!("kube play --network none {}", yaml.display()));
     assert!(played.status.success(), "podman kube play failed:\n{}{}", stdout(&played), stderr(&played));
     // The pod's command runs once and ends; its log is the evidence.

@@ -94,13 +94,7 @@ impl Podman {
             return None;
         }
         let podman = Podman { storage: tempfile::tempdir().unwrap() };
-        // podman's default ulimits are above what this machine allows (PEERS.md); `kube play` has no
-        // --ulimit, so they are set for every command here.
-        std::fs::write(
-            podman.storage.path().join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
-        )
-        .unwrap();
+        podman.set_sysctls(&[]);
         let info = podman.sh("info");
         if !info.status.success() {
             assert!(!in_ci(), "CI=true: podman does not run here: {}", stderr(&info));
@@ -108,6 +102,22 @@ impl Podman {
             return None;
         }
         Some(podman)
+    }
+
+    /// This storage's containers.conf. podman's default ulimits are above what
+    /// this machine allows (PEERS.md), and `kube play` has no --ulimit, so they
+    /// are set for every command here; `sysctls` (`name=value`) go to every
+    /// container, for what podman 4.3's `kube play` leaves out of a pod's securityContext.
+    pub fn set_sysctls(&self, sysctls: &[String]) {
+        let quoted: Vec<String> = sysctls.iter().map(|s| format!("{s:?}")).collect();
+        std::fs::write(
+            self.storage.path().join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\ndefault_sysctls = [{}]\n",
+                quoted.join(", ")
+            ),
+        )
+        .unwrap();
     }
 
     /// The podman command line with this storage.
