@@ -104,6 +104,9 @@ fn the_class_is_a_namespace_with_a_quota_a_policy_and_a_statefulset_and_home_per
     assert_eq!(security.allow_privilege_escalation, Some(false));
     assert_eq!(security.read_only_root_filesystem, Some(true));
     assert_eq!(security.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+    // Only NET_RAW may come back, for ping's file capability (nothing is gained with no_new_privs).
+    let added = security.capabilities.as_ref().unwrap().add.clone().unwrap_or_default();
+    assert!(added.iter().all(|c| c == "NET_RAW"), "{added:?}");
     let pod_security = pod.security_context.as_ref().unwrap();
     assert_eq!((pod_security.run_as_user, pod_security.run_as_non_root, pod_security.fs_group), (Some(1000), Some(true), Some(1000)));
     assert_eq!(pod.automount_service_account_token, Some(false));

@@ -413,12 +413,25 @@ fn container(class: &Class, image: &str) -> Value {
         "stdin": true,
         "tty": true,
         "resources": resources(profile),
-        "securityContext": container_security(profile),
+        "securityContext": container_security(profile, needs_net_raw(class.manifest)),
         "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }, { "name": "home", "mountPath": profile.user.home }],
     })
 }
 
-fn container_security(profile: &Profile) -> Value {
+/// Whether a program of the rootfs carries CAP_NET_RAW as a file capability
+/// (Debian's ping). The kernel refuses to start such a program when the
+/// capability is outside the bounding set ("Operation not permitted"), so the
+/// container keeps NET_RAW in it: with no_new_privs and a user that is not
+/// root, nothing is gained from it, and ping then uses an ICMP socket.
+fn needs_net_raw(manifest: &Manifest) -> bool {
+    const CAP_NET_RAW: u32 = 13;
+    manifest.entries.values().filter_map(|e| e.capability.as_deref()).any(|cap| {
+        // vfs_cap_data: magic_etc, then the low 32 bits of `permitted`.
+        cap.get(4..8).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).is_some_and(|low| low & (1 << CAP_NET_RAW) != 0)
+    })
+}
+
+fn container_security(profile: &Profile, net_raw: bool) -> Value {
     let mut security = json!({
         "allowPrivilegeEscalation": false,
         "privileged": false,
@@ -430,6 +443,9 @@ fn container_security(profile: &Profile) -> Value {
         security["capabilities"]["add"] = json!(kept);
     } else {
         security["runAsNonRoot"] = json!(true);
+        if net_raw {
+            security["capabilities"]["add"] = json!(["NET_RAW"]);
+        }
     }
     security
 }
@@ -446,7 +462,7 @@ fn seed_container(class: &Class, image: &str) -> Value {
         "command": ["/bin/sh", "-c", script],
         "env": [{ "name": "HOME_IN_IMAGE", "value": home }],
         "resources": resources(class.profile),
-        "securityContext": container_security(class.profile),
+        "securityContext": container_security(class.profile, false),
         "volumeMounts": [{ "name": "home", "mountPath": "/seed" }],
     })
 }
