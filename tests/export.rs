@@ -114,7 +114,18 @@ fn exporting_twice_gives_identical_blobs_and_archives() {
         assert!(bytes == &b[path], "{} differs between two exports", path.display());
     }
     assert!(a.contains_key(Path::new("index.json")) && a.contains_key(Path::new("oci-layout")));
-    assert_eq!(a.len(), 2 + 2 + 2, "index.json, oci-layout, manifest, config, one layer per level of extends");
+    assert_eq!(a.len(), 2 + 2 + 2 + 1, "index.json, oci-layout, manifest, config, one layer per level of extends, the SBOM");
+    // Every blob is one the manifest names (itself from the index): nothing stray in the layout.
+    let manifest = image_manifest(&out.join("a"));
+    let index_entry = json(&String::from_utf8(a[Path::new("index.json")].clone()).unwrap())["manifests"][0]["digest"].clone();
+    let mut named: Vec<&serde_json::Value> =
+        vec![&index_entry, &manifest["config"]["digest"], &manifest["annotations"]["io.sandbox.sbom.spdx"]];
+    named.extend(manifest["layers"].as_array().unwrap().iter().map(|l| &l["digest"]));
+    let mut named: Vec<PathBuf> = named.iter().map(|d| blob(Path::new(""), d.as_str().unwrap())).collect();
+    named.sort();
+    let mut blobs: Vec<PathBuf> = a.keys().filter(|p| p.starts_with("blobs")).cloned().collect();
+    blobs.sort();
+    assert_eq!(blobs, named, "the blobs are the manifest, config, layers and SBOM");
     assert_eq!(fs::read(out.join("a.tar")).unwrap(), fs::read(out.join("b.tar")).unwrap(), "the archives are byte-identical");
 
     // Every blob is named by its digest, and the index names the manifest.
@@ -276,6 +287,12 @@ fn import_of_the_layout_and_of_the_archive_gives_the_build_digest() {
         assert!(members.contains_key(layer.as_str().unwrap()), "{layer} in the archive");
     }
     assert!(members.contains_key("oci-layout") && members.contains_key("index.json"), "and an oci-archive");
+    // whose index lists the one manifest once per tag (podman loads each entry as a tag).
+    let index = json(&String::from_utf8(members["index.json"].clone()).unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap()).collect();
+    assert_eq!(names, [docker[0]["RepoTags"][0].as_str().unwrap(), "sandbox/ex-lab:latest"]);
+    assert!(entries.iter().all(|e| e["digest"] == entries[0]["digest"]), "one image under two names: {index}");
 }
 
 /// A one-layer OCI layout of raw tar members, as a hostile image would be made.
@@ -389,8 +406,15 @@ fn skopeo_and_umoci_accept_the_image_and_unpack_the_built_tree() {
 
     let bundle = dir.path().join("unpacked");
     ok(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:latest", layout.display())).arg(&bundle));
-    let differences = compare_trees(&tree, &bundle.join("rootfs"));
-    assert!(differences.is_empty(), "umoci's tree differs from `sandbox build`'s:\n{}", differences.join("\n"));
+    // `build --out` gives the tree with the manifest's exact modes; the store's own copy is
+    // read-only for root's files on purpose, and the image must carry the real modes.
+    let built = dir.path().join("built");
+    ok(sandbox().arg("build").arg(&lab).arg("--out").arg(&built));
+    let differences = compare_trees(&built, &bundle.join("rootfs"));
+    assert!(differences.is_empty(), "umoci's tree differs from `sandbox build --out`'s:\n{}", differences.join("\n"));
+    let mode = |root: &Path| fs::metadata(root.join("etc/passwd")).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&bundle.join("rootfs")), 0o644, "the layer's modes are the manifest's");
+    assert_eq!(mode(&tree), 0o444, "not the store's read-only copy");
     let config = json(&fs::read_to_string(bundle.join("config.json")).unwrap());
     assert_eq!(config["process"]["user"]["uid"], 2000);
     assert_eq!(config["process"]["cwd"], "/home/teacher");
@@ -527,6 +551,9 @@ fn run_bundle(runtime: &'static str, bundle: &Path, cgroup: &str, script: &str) 
     set_config(bundle, |c| {
         c["linux"]["cgroupsPath"] = path.clone().into();
         c["process"]["args"] = serde_json::json!(["/bin/sh", "-c", script]);
+        // A `sh -c` script is no session: export gives it no terminal (bundle::is_interactive),
+        // and the runtime must not look for one (CI has no terminal and no stdin).
+        c["process"]["terminal"] = false.into();
     });
     let cleanup = Cleanup { runtime, state: tempfile::tempdir().unwrap(), name: cgroup.to_string() };
     let runtime_cmd = format!("{runtime} --root {} run --bundle {} {cgroup}", cleanup.state.path().display(), bundle.display());
@@ -727,7 +754,6 @@ fn a_root_profiles_bundle_runs_in_a_user_namespace_and_pings() {
     assert!(config["process"]["env"].as_array().unwrap().iter().any(|e| e == "TERM=xterm"));
     let owner = fs::metadata(bundle.join("rootfs/etc/passwd")).unwrap().uid();
     assert_eq!(owner, config["linux"]["uidMappings"][0]["hostID"].as_u64().unwrap() as u32, "the tree is owned as mapped");
-    set_config(&bundle, |c| c["process"]["terminal"] = false.into());
     let script = "id -u; cat /proc/self/uid_map; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok";
     let (output, cleanup) = run_bundle("runc", &bundle, &cgroup, script);
     let text = stdout(&output);
@@ -742,6 +768,8 @@ fn a_root_profiles_bundle_runs_in_a_user_namespace_and_pings() {
 
     // The ready `net` profile's student pings too.
     let (_dir, bundle, cgroup) = bundle_of("name = \"ex-net\"\nextends = \"net\"\n", "runc");
+    // A student keeps no capability: ping's file capability would stop it from starting, so the tree has none.
+    assert_eq!(xattr(&bundle.join("rootfs/usr/bin/ping"), "security.capability"), None);
     let (output, _cleanup) = run_bundle("runc", &bundle, &cgroup, "id -un; ping -c 1 -W 5 127.0.0.1 >/dev/null && echo ping-ok");
     assert_eq!(stdout(&output), "student\nping-ok\n", "{}", stderr(&output));
 }

@@ -96,7 +96,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
     if let Some(dir) = &args.oci {
         let annotations = [(image::REF_NAME.to_string(), "latest".to_string())].into();
         let staging = export::staging_beside(dir)?;
-        let written = image::write_layout(staging.path(), &levels, epoch, annotations, &progress)?;
+        let written = image::write_layout(staging.path(), &levels, epoch, &[annotations], &progress)?;
         export::publish_dir(staging.path(), dir)?;
         lines.push(format!(
             "oci:    {}  (manifest {}, {} layers, SBOM {})",

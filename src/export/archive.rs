@@ -2,8 +2,10 @@
 //!
 //! It is the format `docker save` writes since Docker 25: a complete OCI image
 //! layout (`oci-layout`, `index.json`, `blobs/sha256/`, so it is also an
-//! `oci-archive:` for skopeo and podman) plus Docker's `manifest.json`, which
-//! names the same config and layer blobs and the tag to load the image as.
+//! `oci-archive:` for skopeo and podman; the index names the one manifest once
+//! per tag, so skopeo takes `oci-archive:FILE:sandbox/NAME:latest`) plus
+//! Docker's `manifest.json`, which names the same config and layer blobs and
+//! the tags to load the image as.
 //! Like the layers, the archive is reproducible: sorted members, fixed times,
 //! root-owned, fixed modes.
 
@@ -57,13 +59,20 @@ fn stage_archive(
     let latest = format!("sandbox/{}:latest", top.profile.name);
     let layout = staging.join("layout");
     std::fs::create_dir(&layout).at(&layout)?;
-    let annotations = BTreeMap::from([
-        (REF_NAME.to_string(), reference.clone()),
-        // What containerd and `docker save` use to name the image on load.
-        ("io.containerd.image.name".to_string(), reference.clone()),
-    ]);
-    let image = image::write_layout(&layout, levels, epoch, annotations, progress)?;
     let references = vec![reference, latest];
+    // One index entry per tag, as `docker save` writes them: podman loads an
+    // oci-archive by its index (each entry's ref name a tag), docker by manifest.json.
+    let names: Vec<BTreeMap<String, String>> = references
+        .iter()
+        .map(|reference| {
+            BTreeMap::from([
+                (REF_NAME.to_string(), reference.clone()),
+                // What containerd and `docker save` use to name the image on load.
+                ("io.containerd.image.name".to_string(), reference.clone()),
+            ])
+        })
+        .collect();
+    let image = image::write_layout(&layout, levels, epoch, &names, progress)?;
     std::fs::write(layout.join("manifest.json"), docker_manifest(&image, &references)?).at(&layout)?;
     progress.set_message("archive");
     let tmp = staging.join("archive.tar");

@@ -57,16 +57,45 @@ impl Runner {
 pub fn write_bundle(dir: &Path, store: &Store, top: &Level, runner: Runner) -> Result<Vec<String>> {
     let staging = super::staging_beside(dir)?;
     let rootfs = staging.path().join("rootfs");
+    let (manifest, uncapped) = usable_capabilities(&top.profile, &top.manifest);
     match id_shift(&top.profile, runner) {
         // The tree's owners as the user namespace maps them: root's files are owned by root inside.
-        Some(base) => store.export(&shifted(&top.manifest, base), &top.hashes, &rootfs).at(&rootfs)?,
-        None => store.export(&top.manifest, &top.hashes, &rootfs).at(&rootfs)?,
+        Some(base) => store.export(&shifted(&manifest, base), &top.hashes, &rootfs).at(&rootfs)?,
+        None => store.export(&manifest, &top.hashes, &rootfs).at(&rootfs)?,
     }
     let spec = runtime_spec(&top.profile, &top.digest, runner)?;
     let config = staging.path().join("config.json");
     std::fs::write(&config, pretty_json(&spec)?).at(&config)?;
     super::publish_dir(staging.path(), dir)?;
-    Ok(notes(&top.profile, runner))
+    let mut notes = notes(&top.profile, runner);
+    if !uncapped.is_empty() {
+        notes.push(format!(
+            "left off the file capabilities of {}: the profile's user keeps no capability, so the program could not start with them \
+             (ping uses ICMP sockets instead)",
+            uncapped.join(", ")
+        ));
+    }
+    Ok(notes)
+}
+
+/// The manifest of the bundle's tree, and the files whose capabilities it
+/// leaves off. A profile that keeps no capability (every user but root) has
+/// an empty bounding set and no_new_privs, and the kernel refuses to start a
+/// program whose effective file capabilities it cannot grant (ping's
+/// `cap_net_raw=ep`: "Operation not permitted"). `sandbox run` mounts the tree
+/// nosuid for this; a runtime has no such option for the root, so the tree
+/// goes without them (ping uses ICMP sockets: ping_group_range is set).
+fn usable_capabilities(profile: &Profile, manifest: &crate::resolve::Manifest) -> (crate::resolve::Manifest, Vec<String>) {
+    let mut out = manifest.clone();
+    let mut uncapped = Vec::new();
+    if profile.user.uid != 0 {
+        for (path, entry) in out.entries.iter_mut() {
+            if entry.capability.take().is_some() {
+                uncapped.push(path.display().to_string());
+            }
+        }
+    }
+    (out, uncapped)
 }
 
 /// The host id root inside maps to, when the bundle has a user namespace of

@@ -59,12 +59,14 @@ pub fn blob_path(digest: &str) -> PathBuf {
 }
 
 /// Write the layout of `levels` (base first) into the empty directory `dir`.
-/// `index_annotations` go on the manifest's entry in `index.json` (its ref name).
+/// `index_names` are the annotations (a ref name) of the manifest's entries in
+/// `index.json`: one entry each, all of the same manifest, as `docker save`
+/// writes an image saved under several tags (podman loads each as a tag).
 pub fn write_layout(
     dir: &Path,
     levels: &[Level],
     epoch: u64,
-    index_annotations: BTreeMap<String, String>,
+    index_names: &[BTreeMap<String, String>],
     progress: &indicatif::ProgressBar,
 ) -> Result<Image> {
     let top = levels.last().ok_or_else(|| ExportError::Invalid("a profile has at least one level".into()))?;
@@ -89,9 +91,13 @@ pub fn write_layout(
         .annotations(HashMap::from([(SBOM_ANNOTATION.to_string(), sbom.digest.clone())]))
         .build()?;
     let manifest = write_blob(&blobs, &canonical_json(&manifest)?)?;
-    let mut entry = descriptor(MediaType::ImageManifest, &manifest.digest, manifest.size, index_annotations)?;
-    entry.set_platform(Some(PlatformBuilder::default().architecture(Arch::default()).os(Os::default()).build()?));
-    let index = ImageIndexBuilder::default().schema_version(2u32).media_type(MediaType::ImageIndex).manifests(vec![entry]).build()?;
+    let mut entries = Vec::with_capacity(index_names.len().max(1));
+    for annotations in index_names.iter().cloned().chain(index_names.is_empty().then(BTreeMap::new)) {
+        let mut entry = descriptor(MediaType::ImageManifest, &manifest.digest, manifest.size, annotations)?;
+        entry.set_platform(Some(PlatformBuilder::default().architecture(Arch::default()).os(Os::default()).build()?));
+        entries.push(entry);
+    }
+    let index = ImageIndexBuilder::default().schema_version(2u32).media_type(MediaType::ImageIndex).manifests(entries).build()?;
     write_file(&dir.join("index.json"), &canonical_json(&index)?)?;
     let layout = OciLayoutBuilder::default().image_layout_version("1.0.0").build()?;
     write_file(&dir.join("oci-layout"), &canonical_json(&layout)?)?;

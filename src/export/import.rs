@@ -158,10 +158,14 @@ fn select_manifest(dir: &Path, index: ImageIndex, depth: u32) -> Result<Descript
             .as_ref()
             .is_none_or(|p| *p.architecture() == oci_spec::image::Arch::default() && *p.os() == oci_spec::image::Os::default())
     };
-    let candidates: Vec<&Descriptor> = match index.manifests().as_slice() {
+    let mut candidates: Vec<&Descriptor> = match index.manifests().as_slice() {
         [one] => vec![one],
         all => all.iter().filter(host).collect(),
     };
+    // One image saved under several tags (`docker save A:1 A:latest`, `sandbox export --tar`)
+    // is one manifest listed once per tag: the same image, not a choice.
+    let mut seen = std::collections::HashSet::new();
+    candidates.retain(|d| seen.insert(d.digest().to_string()));
     let chosen = match candidates.as_slice() {
         [one] => (*one).clone(),
         [] => return Err(ExportError::Invalid("the image index has no image for this machine's platform".into())),

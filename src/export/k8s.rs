@@ -246,15 +246,26 @@ fn pod_labels(class: &Class, student: Option<&str>) -> Value {
     labels
 }
 
+/// The annotation that tells `podman kube play` how to run init containers.
+const PODMAN_INIT_TYPE: &str = "io.podman.annotations.init.container.type";
+
+/// A pod's metadata: its labels and, with an init container, podman's init type
+/// `always`: what Kubernetes does (init containers run at every pod start; the
+/// home seed is idempotent), where podman's default `once` removes it after its
+/// first run, and podman 4.3 races on that removal ("cannot remove container
+/// ... as it is running", podman#18477).
+fn pod_metadata(mut metadata: Value, spec: &Value) -> Value {
+    if spec.get("initContainers").is_some() {
+        metadata["annotations"] = json!({ PODMAN_INIT_TYPE: "always" });
+    }
+    metadata
+}
+
 fn pod(class: &Class, image: &str) -> Value {
     let mut spec = pod_spec(class, image, None, Some(&home_claim_name(class.profile)));
     spec["hostname"] = json!(class.profile.run.hostname);
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": { "name": class.profile.name.trim_end_matches('-'), "labels": pod_labels(class, None) },
-        "spec": spec,
-    })
+    let metadata = pod_metadata(json!({ "name": class.profile.name.trim_end_matches('-'), "labels": pod_labels(class, None) }), &spec);
+    json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec })
 }
 
 fn home_claim(class: &Class, name: &str) -> Value {
@@ -283,7 +294,7 @@ fn stateful_set(class: &Class, namespace: &str, image: &str, student: &str) -> V
             "serviceName": service_name(class),
             "replicas": 1,
             "selector": { "matchLabels": selector },
-            "template": { "metadata": { "labels": pod_labels(class, Some(student)) }, "spec": spec },
+            "template": { "metadata": pod_metadata(json!({ "labels": pod_labels(class, Some(student)) }), &spec), "spec": spec },
             "volumeClaimTemplates": [{ "metadata": { "name": "home", "labels": common_labels(class) }, "spec": claim_spec(class) }],
             // A student's work outlives the class's objects: deleting them keeps the claims.
             "persistentVolumeClaimRetentionPolicy": { "whenDeleted": "Retain", "whenScaled": "Retain" },
@@ -402,12 +413,25 @@ fn container(class: &Class, image: &str) -> Value {
         "stdin": true,
         "tty": true,
         "resources": resources(profile),
-        "securityContext": container_security(profile),
+        "securityContext": container_security(profile, needs_net_raw(class.manifest)),
         "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }, { "name": "home", "mountPath": profile.user.home }],
     })
 }
 
-fn container_security(profile: &Profile) -> Value {
+/// Whether a program of the rootfs carries CAP_NET_RAW as a file capability
+/// (Debian's ping). The kernel refuses to start such a program when the
+/// capability is outside the bounding set ("Operation not permitted"), so the
+/// container keeps NET_RAW in it: with no_new_privs and a user that is not
+/// root, nothing is gained from it, and ping then uses an ICMP socket.
+fn needs_net_raw(manifest: &Manifest) -> bool {
+    const CAP_NET_RAW: u32 = 13;
+    manifest.entries.values().filter_map(|e| e.capability.as_deref()).any(|cap| {
+        // vfs_cap_data: magic_etc, then the low 32 bits of `permitted`.
+        cap.get(4..8).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).is_some_and(|low| low & (1 << CAP_NET_RAW) != 0)
+    })
+}
+
+fn container_security(profile: &Profile, net_raw: bool) -> Value {
     let mut security = json!({
         "allowPrivilegeEscalation": false,
         "privileged": false,
@@ -419,6 +443,9 @@ fn container_security(profile: &Profile) -> Value {
         security["capabilities"]["add"] = json!(kept);
     } else {
         security["runAsNonRoot"] = json!(true);
+        if net_raw {
+            security["capabilities"]["add"] = json!(["NET_RAW"]);
+        }
     }
     security
 }
@@ -435,7 +462,7 @@ fn seed_container(class: &Class, image: &str) -> Value {
         "command": ["/bin/sh", "-c", script],
         "env": [{ "name": "HOME_IN_IMAGE", "value": home }],
         "resources": resources(class.profile),
-        "securityContext": container_security(class.profile),
+        "securityContext": container_security(class.profile, false),
         "volumeMounts": [{ "name": "home", "mountPath": "/seed" }],
     })
 }

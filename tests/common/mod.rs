@@ -94,13 +94,7 @@ impl Podman {
             return None;
         }
         let podman = Podman { storage: tempfile::tempdir().unwrap() };
-        // podman's default ulimits are above what this machine allows (PEERS.md); `kube play` has no
-        // --ulimit, so they are set for every command here.
-        std::fs::write(
-            podman.storage.path().join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
-        )
-        .unwrap();
+        podman.set_sysctls(&[]);
         let info = podman.sh("info");
         if !info.status.success() {
             assert!(!in_ci(), "CI=true: podman does not run here: {}", stderr(&info));
@@ -108,6 +102,22 @@ impl Podman {
             return None;
         }
         Some(podman)
+    }
+
+    /// This storage's containers.conf. podman's default ulimits are above what
+    /// this machine allows (PEERS.md), and `kube play` has no --ulimit, so they
+    /// are set for every command here; `sysctls` (`name=value`) go to every
+    /// container, for what podman 4.3's `kube play` leaves out of a pod's securityContext.
+    pub fn set_sysctls(&self, sysctls: &[String]) {
+        let quoted: Vec<String> = sysctls.iter().map(|s| format!("{s:?}")).collect();
+        std::fs::write(
+            self.storage.path().join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\ndefault_sysctls = [{}]\n",
+                quoted.join(", ")
+            ),
+        )
+        .unwrap();
     }
 
     /// The podman command line with this storage.
@@ -123,9 +133,11 @@ impl Podman {
         run(Command::new("sh").arg("-c").arg(format!("{} {args}", self.command())).stdin(std::process::Stdio::null()))
     }
 
-    /// Run a container-starting podman command with no cgroups of its own (they
-    /// would go to the hierarchy root) and, on a v1 hybrid, cgroup2 hidden in a
-    /// private mount namespace (PEERS.md); the default ulimits are too low.
+    /// Run a container-starting podman command in a private mount namespace
+    /// where, on a v1 hybrid, cgroup2 is hidden (PEERS.md): runc and cgroupfs
+    /// then place the containers in the v1 hierarchies, and podman removes
+    /// those cgroups with the containers. The default ulimits come from the
+    /// storage's containers.conf.
     pub fn sh_isolated(&self, args: &str) -> Output {
         let hybrid = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
