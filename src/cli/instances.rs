@@ -57,7 +57,7 @@ fn shown(name: &str) -> String {
 fn record_for(instance: &Instance, spec: &str, profile: &Profile, rootfs: &Path) -> Result<Record, Failure> {
     let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
     if !instance.exists() {
-        return Ok(instance.create(&absolute_spec(spec), &profile.name, &digest, rootfs)?);
+        return Ok(instance.create(&absolute_spec(spec), &profile.name, &digest, rootfs, profile.limits.disk)?);
     }
     let mut record = instance.record()?;
     if record.display_name() != instance.display && record.name != instance.display {
@@ -117,7 +117,11 @@ pub fn run_named(
     let mut lock = Some(lock);
     let supervisor = std::process::id() as i32;
     let init = Cell::new(None);
-    let mut on_init = |pid: i32| init.set(Some(pid));
+    let disk_fd = Cell::new(None);
+    let mut on_init = |pid: i32, disk: Option<i32>| {
+        init.set(Some(pid));
+        disk_fd.set(disk);
+    };
     let mut on_event = |event: &crate::isolate::Event| {
         let Some(init) = init.get() else { return };
         if event.id != "exec-command" || !event.ok {
@@ -131,6 +135,7 @@ pub fn run_named(
             started: instance::now(),
             cgroup: instance.cgroup_name(),
             cgroup_dirs: cgroup_dirs.clone(),
+            disk_fd: disk_fd.get(),
         };
         let _ = instance.set_running(&running);
         // Unlock explicitly: the sandbox's processes inherited this descriptor
