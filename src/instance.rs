@@ -184,6 +184,25 @@ impl Instance {
         Some(self.dir.join(crate::disk::IMAGE)).filter(|p| p.is_file())
     }
 
+    /// The upper layer as the host can read it now. Without a disk image, its
+    /// directory. With one: while the instance runs, through the supervisor's
+    /// descriptor of its disk mount (`/proc/SUPERVISOR/fd/N`: there is no
+    /// host mount); stopped, through a detached mount of our own, which the
+    /// view holds (`readonly` or not) until it is dropped.
+    pub fn upper_view(&self, readonly: bool) -> io::Result<UpperView> {
+        let Some(image) = self.disk_image() else { return Ok(UpperView { upper: self.layer().upper, _mount: None }) };
+        if let Some(running) = self.running()
+            && let Some(fd) = running.disk_fd
+            && start_time(running.supervisor) == Some(running.supervisor_start)
+        {
+            return Ok(UpperView { upper: PathBuf::from(format!("/proc/{}/fd/{fd}/upper", running.supervisor)), _mount: None });
+        }
+        let mount = crate::isolate::open_disk(&image, readonly)
+            .map_err(|e| io::Error::other(format!("the disk image {}: {e}", image.display())))?;
+        use std::os::fd::AsRawFd;
+        Ok(UpperView { upper: PathBuf::from(format!("/proc/self/fd/{}/upper", mount.as_raw_fd())), _mount: Some(mount) })
+    }
+
     /// How much of its disk the instance uses, when it has one.
     pub fn disk_usage(&self) -> Option<crate::disk::Usage> {
         crate::disk::usage(&self.disk_image()?)
@@ -293,6 +312,12 @@ impl Instance {
                 let own: Vec<u32> = all(&self.state).iter().filter_map(|i| i.record().ok()).map(|r| r.id_base).collect();
                 let new = leases.instance_range(&owner, &own, &holds)?;
                 shift_owners(&self.dir, record.id_base, new).map_err(at(&self.dir))?;
+                // The files on its disk image too (stopped and locked: our own mount of it).
+                if self.disk_image().is_some() {
+                    let view = self.upper_view(false)?;
+                    let root = view.upper.parent().map(Path::to_path_buf).unwrap_or_default();
+                    shift_owners(&root, record.id_base, new)?;
+                }
                 let old = std::mem::replace(&mut record.id_base, new);
                 self.save(record)?;
                 Ok(Some(format!(
@@ -366,6 +391,12 @@ impl Instance {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("log")
     }
+}
+
+/// An instance's upper layer, readable from the host while this lives.
+pub struct UpperView {
+    pub upper: PathBuf,
+    _mount: Option<std::os::fd::OwnedFd>,
 }
 
 /// Whether a claim's owner still holds it: its instance exists with that id
