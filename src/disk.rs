@@ -41,20 +41,21 @@ pub fn create(image: &Path, size: u64, owner: u32) -> io::Result<()> {
     let new = tempfile::Builder::new().prefix(".disk-").suffix(".img").tempfile_in(dir)?;
     new.as_file().set_len(size)?;
     let mkfs = MKFS.iter().find(|p| !p.starts_with('/') || Path::new(p).is_file()).copied().unwrap_or("mkfs.ext4");
-    let output = Command::new(mkfs)
-        .args(["-q", "-F", "-t", "ext4", "-m", "0", "-L", "sandbox-layer"])
-        .arg("-E")
-        .arg(format!("root_owner={owner}:{owner}"))
-        .arg("-d")
-        .arg(staging.path())
-        .arg(new.path())
-        .output()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("{mkfs}: {e}\n  fix: install e2fsprogs (`apt install e2fsprogs`), which makes the instance's disk image"),
-            )
-        })?;
+    let mut mkfs_command = Command::new(mkfs);
+    mkfs_command.args(["-q", "-F", "-t", "ext4", "-m", "0", "-L", "sandbox-layer"]);
+    if size >= 256 << 20 {
+        // mkfs would give a 1G image a 32M journal; 8M is plenty for one student.
+        mkfs_command.args(["-J", "size=8"]);
+    }
+    let output =
+        mkfs_command.arg("-E").arg(format!("root_owner={owner}:{owner}")).arg("-d").arg(staging.path()).arg(new.path()).output().map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{mkfs}: {e}\n  fix: install e2fsprogs (`apt install e2fsprogs`), which makes the instance's disk image"),
+                )
+            },
+        )?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
         return Err(io::Error::other(format!("{mkfs} {}: {}", new.path().display(), crate::escape::line(said.trim().as_bytes()))));
