@@ -15,7 +15,7 @@ use termcolor::{Color, ColorSpec, WriteColor};
 use crate::cgroup::{self, CgroupLayout, CgroupVersion, LimitPlacement, ProblemKind};
 
 /// The id of every check, in report order.
-pub const CHECK_IDS: [&str; 10] = [
+pub const CHECK_IDS: [&str; 11] = [
     "kernel",
     "privileges",
     "user-namespaces",
@@ -26,6 +26,7 @@ pub const CHECK_IDS: [&str; 10] = [
     "seccomp",
     "cgroups",
     "state-dir",
+    "disk-cap",
 ];
 
 /// How a check came out.
@@ -126,8 +127,44 @@ pub fn report() -> Report {
             seccomp(&host),
             cgroups(&host),
             state_dir(&host),
+            disk_cap(&host),
         ],
     }
+}
+
+/// `[limits] disk`: an instance's image needs mkfs.ext4 to be made, and root,
+/// a loop device (LOOP_CONFIGURE, 5.8+) and ext4 to be mounted.
+fn disk_cap(host: &Host) -> Check {
+    let mkfs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].iter().find(|p| Path::new(p).is_file());
+    let control = Path::new("/dev/loop-control").exists();
+    let kernel = host.at_least((5, 8, 0));
+    let modes = ("chroot mode has no instances: nothing to cap", "an instance's layer lives on a capped ext4 image ([limits] disk)");
+    let found = |check: Check| {
+        check
+            .found(format!("mkfs.ext4: {}", mkfs.map(|p| p.to_string()).unwrap_or_else(|| "not found".into())))
+            .found(format!("/dev/loop-control: {}", yes_no(Some(control))))
+            .found(format!("LOOP_CONFIGURE (kernel 5.8+): {}", yes_no(kernel)))
+    };
+    let check = if !host.is_root() {
+        found(Check::new("disk-cap", "Disk cap of instances", Status::Warn, "needs root: without it an instance's layer is not capped"))
+            .fix("run `sandbox start` as root, or give --no-limits to start instances without a disk cap")
+    } else if mkfs.is_some() && control && kernel != Some(false) {
+        found(Check::new("disk-cap", "Disk cap of instances", Status::Ok, "instances get a capped disk image"))
+    } else {
+        let mut check =
+            found(Check::new("disk-cap", "Disk cap of instances", Status::Missing, "an instance's disk image cannot be made or mounted"));
+        if mkfs.is_none() {
+            check = check.fix("sudo apt install e2fsprogs");
+        }
+        if !control {
+            check = check.fix("sudo modprobe loop (a container needs /dev/loop-control from its host)");
+        }
+        if kernel == Some(false) {
+            check = check.fix("use Linux 5.8 or later (Debian 12, Ubuntu 22.04)");
+        }
+        check
+    };
+    check.modes(modes.0, modes.1)
 }
 
 /// The probes: small plans run by the executor (see `isolate::probe`).

@@ -5,6 +5,9 @@
 //! record.json   profile, digest, rootfs, the id range the instance keeps, its display name
 //! running.json  while it runs: supervisor and init PIDs (with start times)
 //! upper/ work/  the overlayfs layer: what the student changed
+//! disk.img      with `[limits] disk`: an ext4 image (its size is the cap)
+//!               holding upper/ and work/ instead, mounted at layer/ in the
+//!               sandbox's own mount namespace (see `disk`)
 //! merged/       where the layer and the rootfs are mounted together
 //! log           what a background instance's supervisor printed
 //! ```
@@ -42,6 +45,9 @@ pub struct Record {
     pub rootfs: PathBuf,
     pub id_base: u32,
     pub created: u64,
+    /// `[limits] disk` when the instance was made: its image's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u64>,
 }
 
 impl Record {
@@ -63,6 +69,10 @@ pub struct Running {
     /// after a crash from any cgroup (empty: none, or a record of an older version).
     #[serde(default)]
     pub cgroup_dirs: Vec<std::path::PathBuf>,
+    /// The supervisor's descriptor of the instance's disk mount: the layer is
+    /// reached at /proc/SUPERVISOR/fd/N while it runs (no host mount exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_fd: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,15 +166,62 @@ impl Instance {
         Owner { state: lease::canonical(&self.state), instance: self.name.clone() }
     }
 
+    /// The instance's layer; on its disk image when it has one (an instance
+    /// made before `[limits] disk`, or without root, keeps its layer in its directory).
     pub fn layer(&self) -> Layer {
-        Layer { upper: self.dir.join("upper"), work: self.dir.join("work"), merged: self.dir.join("merged") }
+        let merged = self.dir.join("merged");
+        match self.disk_image() {
+            Some(image) => {
+                let on = self.dir.join(crate::disk::MOUNT_POINT);
+                Layer { upper: on.join("upper"), work: on.join("work"), merged, disk: Some(image) }
+            }
+            None => Layer { upper: self.dir.join("upper"), work: self.dir.join("work"), merged, disk: None },
+        }
+    }
+
+    /// The disk image, when the instance has one.
+    pub fn disk_image(&self) -> Option<PathBuf> {
+        Some(self.dir.join(crate::disk::IMAGE)).filter(|p| p.is_file())
+    }
+
+    /// The upper layer as the host can read it now. Without a disk image, its
+    /// directory. With one: while the instance runs, through the supervisor's
+    /// descriptor of its disk mount (`/proc/SUPERVISOR/fd/N`: there is no
+    /// host mount); stopped, through a detached mount of our own, which the
+    /// view holds (`readonly` or not) until it is dropped.
+    pub fn upper_view(&self, readonly: bool) -> io::Result<UpperView> {
+        let Some(image) = self.disk_image() else { return Ok(UpperView { upper: self.layer().upper, _mount: None }) };
+        if let Some(running) = self.running()
+            && let Some(fd) = running.disk_fd
+            && start_time(running.supervisor) == Some(running.supervisor_start)
+        {
+            return Ok(UpperView { upper: PathBuf::from(format!("/proc/{}/fd/{fd}/upper", running.supervisor)), _mount: None });
+        }
+        let mount = crate::isolate::open_disk(&image, readonly)
+            .map_err(|e| io::Error::other(format!("the disk image {}: {e}", image.display())))?;
+        use std::os::fd::AsRawFd;
+        Ok(UpperView { upper: PathBuf::from(format!("/proc/self/fd/{}/upper", mount.as_raw_fd())), _mount: Some(mount) })
+    }
+
+    /// How much of its disk the instance uses, when it has one.
+    pub fn disk_usage(&self) -> Option<crate::disk::Usage> {
+        crate::disk::usage(&self.disk_image()?)
     }
 
     /// Create the instance (under its lock). Its directories belong to the
     /// instance's root, an unprivileged id on the host, and no other user may
     /// enter them. It is built beside its place and renamed into it, so a
     /// failure (a full disk) leaves no half-made instance, and no claim.
-    pub fn create(&self, profile: &str, profile_name: &str, digest: &str, rootfs: &Path) -> Result<Record, InstanceError> {
+    /// `disk`: the cap of its layer (`[limits] disk`), as an image of that
+    /// size; only root can mount one, so without root the layer is not capped.
+    pub fn create(
+        &self,
+        profile: &str,
+        profile_name: &str,
+        digest: &str,
+        rootfs: &Path,
+        disk: Option<u64>,
+    ) -> Result<Record, InstanceError> {
         let instances = root(&self.state);
         fs::create_dir_all(&instances).map_err(at(&instances))?;
         // Others may pass through to their own instance, but not list them.
@@ -190,6 +247,7 @@ impl Instance {
                 rootfs: rootfs.into(),
                 id_base,
                 created: now(),
+                disk: disk.filter(|_| as_root),
             },
         );
         if made.is_err()
@@ -207,14 +265,23 @@ impl Instance {
         let fill = |dir: &Path| -> io::Result<()> {
             // The instance's own directory keeps every other user out (0700); the
             // upper layer's root becomes the sandbox's `/`, so it has the mode of one.
-            for (dir, mode) in
-                [(dir.to_path_buf(), 0o700), (dir.join("upper"), 0o755), (dir.join("work"), 0o700), (dir.join("merged"), 0o755)]
-            {
+            // With a disk, upper/ and work/ are on its image.
+            let mut dirs = vec![(dir.to_path_buf(), 0o700), (dir.join("merged"), 0o755)];
+            if record.disk.is_none() {
+                dirs.extend([(dir.join("upper"), 0o755), (dir.join("work"), 0o700)]);
+            }
+            for (dir, mode) in dirs {
                 fs::create_dir_all(&dir)?;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
                 if as_root {
                     std::os::unix::fs::chown(&dir, Some(record.id_base), Some(record.id_base))?;
                 }
+            }
+            if let Some(size) = record.disk {
+                let mount_point = dir.join(crate::disk::MOUNT_POINT);
+                fs::create_dir_all(&mount_point)?;
+                fs::set_permissions(&mount_point, fs::Permissions::from_mode(0o755))?;
+                crate::disk::create(&dir.join(crate::disk::IMAGE), size, record.id_base)?;
             }
             write_json_raw(&dir.join("record.json"), &record)
         };
@@ -245,6 +312,12 @@ impl Instance {
                 let own: Vec<u32> = all(&self.state).iter().filter_map(|i| i.record().ok()).map(|r| r.id_base).collect();
                 let new = leases.instance_range(&owner, &own, &holds)?;
                 shift_owners(&self.dir, record.id_base, new).map_err(at(&self.dir))?;
+                // The files on its disk image too (stopped and locked: our own mount of it).
+                if self.disk_image().is_some() {
+                    let view = self.upper_view(false)?;
+                    let root = view.upper.parent().map(Path::to_path_buf).unwrap_or_default();
+                    shift_owners(&root, record.id_base, new)?;
+                }
                 let old = std::mem::replace(&mut record.id_base, new);
                 self.save(record)?;
                 Ok(Some(format!(
@@ -279,8 +352,14 @@ impl Instance {
         let _ = fs::remove_file(self.dir.join("running.json"));
     }
 
-    /// Drop the writable layer: back to the pristine environment.
+    /// Drop the writable layer: back to the pristine environment. A disk
+    /// image is made anew (a sandbox still releasing the old one keeps its
+    /// own copy until it lets go).
     pub fn reset(&self) -> io::Result<()> {
+        if let (Some(image), Ok(record)) = (self.disk_image(), self.record()) {
+            let size = fs::metadata(&image)?.len();
+            return crate::disk::create(&image, size, record.id_base);
+        }
         for dir in ["upper", "work"] {
             let path = self.dir.join(dir);
             for entry in fs::read_dir(&path)? {
@@ -312,6 +391,12 @@ impl Instance {
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("log")
     }
+}
+
+/// An instance's upper layer, readable from the host while this lives.
+pub struct UpperView {
+    pub upper: PathBuf,
+    _mount: Option<std::os::fd::OwnedFd>,
 }
 
 /// Whether a claim's owner still holds it: its instance exists with that id

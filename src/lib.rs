@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod disk;
 pub mod doctor;
 pub mod escape;
 pub mod explain;

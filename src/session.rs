@@ -83,6 +83,9 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
         }
         warnings.extend(systemd_note);
     }
+    if let (Some(layer), Some(cap)) = (&request.layer, profile.limits.disk) {
+        disk_promise(layer, cap, root, no_limits, request.dry_run, &mut warnings)?;
+    }
     if request.mode == Mode::Chroot && wants_limits {
         warnings.push("chroot mode applies no [limits]: use --mode namespace for memory, pids and cpu limits".into());
     }
@@ -123,6 +126,49 @@ pub fn prepare(request: &Request, _state: &Path) -> std::io::Result<Session> {
         ));
     }
     Ok(Session { plan: plan::build(&input), cgroup: if request.dry_run { None } else { manager }, warnings, _lease: lease })
+}
+
+/// `[limits] disk` is a promise too: an instance whose layer cannot be capped
+/// does not start, unless --no-limits says so (or it was made before the
+/// cap, which only a new instance can get: its files are not on an image).
+fn disk_promise(
+    layer: &plan::Layer,
+    cap: u64,
+    root: bool,
+    no_limits: bool,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let size = layer.disk.as_ref().and_then(|image| std::fs::metadata(image).ok()).map(|m| m.len());
+    match size {
+        None if !(root || no_limits || dry_run) => Err(std::io::Error::other(
+            "[limits] disk: only root can mount an instance's disk image (a loop device)\n  fix: run as root, or give --no-limits to run this instance without a disk cap",
+        )),
+        None if !root => {
+            warnings.push("--no-limits: the instance's layer has no disk cap ([limits] disk needs root)".into());
+            Ok(())
+        }
+        None => {
+            warnings.push(format!(
+                "this instance was made without [limits] disk: its layer is not capped\n  fix: `sandbox rm` it and start it again to get a {} disk",
+                human(cap)
+            ));
+            Ok(())
+        }
+        Some(size) if size != cap => {
+            warnings.push(format!(
+                "this instance's disk is {}, the profile now asks for {}: it keeps its size\n  fix: `sandbox rm` it and start it again to get the new size",
+                human(size),
+                human(cap)
+            ));
+            Ok(())
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) { format!("{}G", bytes >> 30) } else { format!("{}M", bytes >> 20) }
 }
 
 /// Idmapped mounts came with Linux 5.12.

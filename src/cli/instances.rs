@@ -56,7 +56,7 @@ fn shown(name: &str) -> String {
 fn record_for(instance: &Instance, spec: &str, profile: &Profile, rootfs: &Path) -> Result<Record, Failure> {
     let digest = rootfs.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
     if !instance.exists() {
-        return Ok(instance.create(&absolute_spec(spec), &profile.name, &digest, rootfs)?);
+        return Ok(instance.create(&absolute_spec(spec), &profile.name, &digest, rootfs, profile.limits.disk)?);
     }
     let mut record = instance.record()?;
     if record.display_name() != instance.display && record.name != instance.display {
@@ -115,8 +115,9 @@ pub fn run_named(
     // name never give two instances, and `start` never reports one that failed.
     let mut lock = Some(lock);
     let supervisor = std::process::id() as i32;
-    // Called when PID 1 has started the command (its root is built, every step done).
-    let mut on_init = |init: i32| {
+    // PID 1 says the sandbox started once its command step is reached; a
+    // fast launch reports no step events, so this is the moment to record it.
+    let mut on_init = |init: i32, disk_fd: Option<i32>| {
         let running = Running {
             supervisor,
             supervisor_start: instance::start_time(supervisor).unwrap_or(0),
@@ -125,6 +126,7 @@ pub fn run_named(
             started: instance::now(),
             cgroup: instance.cgroup_name(),
             cgroup_dirs: cgroup_dirs.clone(),
+            disk_fd,
         };
         let _ = instance.set_running(&running);
         // Unlock explicitly: the sandbox's processes inherited this descriptor
@@ -135,7 +137,8 @@ pub fn run_named(
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
         }
     };
-    let result = super::run::launch_session(&session, &mut |_| {}, None, Some(&mut on_init), !background, false);
+    let mut on_event = |_: &crate::isolate::Event| {};
+    let result = super::run::launch_session(&session, &mut on_event, None, Some(&mut on_init), !background, false);
     instance.clear_running();
     let status = result?.status;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
@@ -304,6 +307,10 @@ struct Row {
     memory_bytes: Option<u64>,
     pids: Option<u64>,
     processes: Option<usize>,
+    /// `[limits] disk`: the bytes its image takes on the host, and its cap
+    /// (read from the image file, so known whether it runs or not).
+    disk_bytes: Option<u64>,
+    disk_limit_bytes: Option<u64>,
 }
 
 pub fn ps(json: bool) -> Result<ExitCode, Failure> {
@@ -313,6 +320,7 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
         let Ok(record) = instance.record() else { continue };
         let running = instance.running();
         let stats = running.as_ref().and_then(|running| manager(running).map(|m| (m.stats(), m.procs_files())));
+        let disk = instance.disk_usage();
         let processes =
             stats.as_ref().and_then(|(_, procs)| procs.first()).and_then(|f| std::fs::read_to_string(f).ok()).map(|t| t.lines().count());
         rows.push(Row {
@@ -326,6 +334,8 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
             memory_bytes: stats.as_ref().and_then(|(s, _)| s.memory_bytes),
             pids: stats.as_ref().and_then(|(s, _)| s.pids),
             processes,
+            disk_bytes: disk.map(|d| d.used),
+            disk_limit_bytes: disk.map(|d| d.cap),
         });
     }
     let mut out = stream(Stream::Stdout);
@@ -341,7 +351,7 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
     let id_header = if ids { format!(" {:<id_width$}", "ID") } else { String::new() };
     writeln!(
         out,
-        "{}{id_header} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
+        "{}{id_header} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5} {:>21}",
         pad("NAME", width),
         "PROFILE",
         "DIGEST",
@@ -349,14 +359,15 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
         "PID",
         "UPTIME",
         "MEMORY",
-        "PIDS"
+        "PIDS",
+        "DISK"
     )?;
     let dash = || "-".to_string();
     for (r, name) in rows.iter().zip(&names) {
         let id = if ids { format!(" {:<id_width$}", r.id) } else { String::new() };
         writeln!(
             out,
-            "{}{id} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5}",
+            "{}{id} {:<10} {:<13} {:<8} {:>7} {:>8} {:>10} {:>5} {:>21}",
             pad(name, width),
             r.profile,
             r.digest,
@@ -365,6 +376,10 @@ pub fn ps(json: bool) -> Result<ExitCode, Failure> {
             r.uptime_seconds.map(|s| format!("{s}s")).unwrap_or_else(dash),
             r.memory_bytes.map(super::output::human_bytes).unwrap_or_else(dash),
             r.pids.map(|p| p.to_string()).unwrap_or_else(dash),
+            match (r.disk_bytes, r.disk_limit_bytes) {
+                (Some(used), Some(cap)) => format!("{}/{}", super::output::human_bytes(used), super::output::human_bytes(cap)),
+                _ => dash(),
+            },
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -493,7 +508,8 @@ pub fn diff(name: &str, json: bool) -> Result<ExitCode, Failure> {
     let state = state();
     let instance = Instance::named(&state, name)?;
     let record = instance.record()?;
-    let changes = instance::diff(&instance.layer().upper, &record.rootfs).map_err(crate::state::at(&instance.layer().upper))?;
+    let view = instance.upper_view(true)?;
+    let changes = instance::diff(&view.upper, &record.rootfs).map_err(crate::state::at(&instance.layer().upper))?;
     let mut out = stream(Stream::Stdout);
     let rows = changes.iter().map(|change| match change {
         instance::Change::Added(p) => ("added", p),

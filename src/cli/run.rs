@@ -100,7 +100,7 @@ pub fn launch_session<'a>(
     session: &'a Session,
     observer: &'a mut dyn FnMut(&Event),
     pause: Option<&'a mut dyn FnMut(usize, Option<i32>) -> Pause>,
-    on_init: Option<&'a mut dyn FnMut(i32)>,
+    on_init: Option<&'a mut dyn FnMut(i32, Option<i32>)>,
     tty: bool,
     narrate: bool,
 ) -> Result<Outcome, Failure> {

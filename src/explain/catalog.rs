@@ -131,7 +131,14 @@ pub(crate) mod tests {
                 };
                 plans.push(plan::build(&input));
                 // A student's instance, and `exec` into one.
-                let layer = plan::Layer { upper: "/u".into(), work: "/w".into(), merged: "/m".into() };
+                let layer = plan::Layer { upper: "/u".into(), work: "/w".into(), merged: "/m".into(), disk: None };
+                let disk = plan::Layer {
+                    upper: "/i/layer/upper".into(),
+                    work: "/i/layer/work".into(),
+                    disk: Some("/i/disk.img".into()),
+                    ..layer.clone()
+                };
+                plans.push(plan::build(&Input { layer: Some(disk), ..input.clone() }));
                 plans.push(plan::build(&Input { layer: Some(layer), ..input.clone() }));
                 plans.push(plan::join(&input, 42));
             }

@@ -12,7 +12,7 @@
 //! stays as its init (`pid1::serve`).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, Signal};
@@ -226,11 +226,24 @@ fn enter_mapped_ids(plan: &Plan, rootfs: &Path, kernel: &mut dyn Kernel, ctx: &m
     // state directory may sit below directories only host root may pass
     // (`mktemp -d`, /root), which the mapped ids cannot (EACCES at mount-overlay).
     // A throwaway layer lives on a tmpfs mounted later, reachable anyway.
-    let layer = plan.steps.iter().find_map(|s| match &s.action {
-        Action::MountOverlay { upper, .. } => upper.parent().filter(|dir| !dir.starts_with(rootfs)).map(Path::to_path_buf),
-        _ => None,
-    });
-    if let Some(dir) = layer.filter(|dir| dir.is_dir()) {
+    // With a disk, the layer's directory (the disk's mount point) and the
+    // merged tree's (the instance's directory) are two: reach both.
+    let layer: Vec<PathBuf> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::MountOverlay { upper, target, .. } => Some([upper.parent(), target.parent()]),
+            _ => None,
+        })
+        .flatten()
+        .flatten()
+        .filter(|dir| !dir.starts_with(rootfs))
+        .map(Path::to_path_buf)
+        .collect();
+    for dir in layer {
+        if !dir.is_dir() || ctx.reach.iter().any(|(root, _)| dir.starts_with(root)) {
+            continue;
+        }
         let fd = kernel.open_path(&ctx.reach(&dir))?;
         ctx.reach.push((dir, fd));
     }

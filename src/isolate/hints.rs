@@ -27,6 +27,17 @@ pub fn fix(step: &str, errno: Option<i32>) -> String {
         }
         ("mount-sys", _) => "sysfs cannot be mounted in this namespace: set `[network] mode = \"host\"` or run `sandbox doctor`",
         ("seccomp", _) => "the kernel has no seccomp filter support (CONFIG_SECCOMP_FILTER): run `sandbox doctor`",
+        ("disk-image", Some(Errno::ENOENT | Errno::ENXIO)) => {
+            "no loop devices here: `modprobe loop`, or run on a host (a container without /dev/loop-control has none); \
+             the instance's files are on its image, so it needs one"
+        }
+        ("disk-image", Some(Errno::EUCLEAN | Errno::EINVAL | Errno::EBADMSG)) => {
+            "the instance's disk image is damaged: `e2fsck -f instances/ID/disk.img` in the state directory, or `sandbox reset` it (its changes are lost)"
+        }
+        ("disk-image" | "mount-disk", _) => {
+            "the instance's disk image could not be mounted: it needs root, a loop device and ext4 (Linux 5.8+ for LOOP_CONFIGURE); \
+             `sandbox doctor` shows what this machine supports"
+        }
         ("chroot", Some(Errno::EPERM)) => "chroot mode needs root (CAP_SYS_CHROOT): run with sudo, or use --mode namespace",
         _ => "run `sandbox doctor` to see what this machine supports",
     };

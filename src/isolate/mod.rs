@@ -32,3 +32,13 @@ pub fn signal_sandbox(init_pid: i32, signal: nix::sys::signal::Signal) -> SysRes
     use kernel::Kernel;
     kernel::Real::new(None).kill(nix::unistd::Pid::from_raw(init_pid), signal)
 }
+
+/// The tool's own look at a stopped instance's disk image (`diff`, lab
+/// checks, moving its owners): a detached mount reached as
+/// `/proc/self/fd/N/`, in no mount namespace, gone (with its loop device)
+/// when the descriptor is dropped. `readonly`: nothing is written, not even
+/// the journal.
+pub fn open_disk(image: &std::path::Path, readonly: bool) -> SysResult<std::os::fd::OwnedFd> {
+    use kernel::Kernel;
+    kernel::Real::new(None).disk_mount(image, readonly)
+}

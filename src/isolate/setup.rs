@@ -21,6 +21,9 @@ pub(crate) struct Context {
     pub channel: Option<RawFd>,
     /// A detached, idmapped mount of the rootfs made by the supervisor.
     pub idmapped_rootfs: Option<RawFd>,
+    /// The detached mount of the instance's disk image, made by the
+    /// supervisor before the clone (so this process has the same descriptor).
+    pub disk: Option<RawFd>,
     /// Trees this process reaches through an fd opened while it still could:
     /// root inside is an unprivileged id outside and may not walk the store's
     /// private directories; `/proc/self/fd/N/...` reaches them without walking.
@@ -90,6 +93,13 @@ pub(crate) fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &mut Contex
             }
             Ok(())
         }
+        Action::MountDisk { target } => match ctx.disk {
+            Some(fd) => kernel.attach_mount(fd, &r(target)),
+            None => Err(SysError {
+                call: format!("move_mount(DISK, {}): the supervisor made no disk mount", target.display()),
+                errno: Errno::EBADF,
+            }),
+        },
         Action::MountOverlay { lower, upper, work, target } => {
             // userxattr: mounted in a user namespace, the overlay cannot set
             // trusted.* attributes on its upper layer (a removed or renamed
@@ -202,6 +212,7 @@ pub(crate) fn perform(kernel: &mut dyn Kernel, action: &Action, ctx: &mut Contex
         | Action::Spawn { .. }
         | Action::IdMaps { .. }
         | Action::IdmapRootfs { .. }
+        | Action::DiskImage { .. }
         | Action::JoinPid { .. }
         | Action::Exec { .. }
         | Action::Wait
@@ -221,6 +232,7 @@ fn close_fds(kernel: &mut dyn Kernel, ctx: &mut Context) -> SysResult {
         first += 1;
     }
     ctx.idmapped_rootfs = None;
+    ctx.disk = None;
     ctx.reach.clear();
     kernel.close_range(first, u32::MAX)
 }
@@ -323,7 +335,7 @@ pub(crate) fn describe(actor: Actor, action: &Action) -> String {
             let _ = super::supervisor::perform_step(&mut recorder, action, None);
         }
         Actor::Child | Actor::Init => {
-            let mut ctx = Context { channel: Some(TEXT_CHANNEL), idmapped_rootfs: Some(-1), ..Default::default() };
+            let mut ctx = Context { channel: Some(TEXT_CHANNEL), idmapped_rootfs: Some(-1), disk: Some(-1), ..Default::default() };
             if let Action::Spawn { .. } = action {
                 return String::new();
             }

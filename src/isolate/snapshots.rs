@@ -62,6 +62,10 @@ fn record(plan: &Plan, fast: bool) -> String {
         // The supervisor's idmapped tree, passed with its "go".
         ctx.idmapped_rootfs = Some(9);
     }
+    if plan.steps.iter().any(|s| matches!(s.action, Action::DiskImage { .. })) {
+        // The supervisor's disk mount, made before the clone: the child has its descriptor.
+        ctx.disk = Some(8);
+    }
     let mut next = build(plan, spawn + 1, &mut kernel, &mut ctx, made);
     if !fast && after.iter().any(|a| matches!(a, Action::IdMaps { .. })) {
         // Explained, the child stops after its user namespace: the supervisor's part comes then.
@@ -244,6 +248,7 @@ fn start_background_instance() {
         upper: "/var/lib/sandbox/instances/a/upper".into(),
         work: "/var/lib/sandbox/instances/a/work".into(),
         merged: "/var/lib/sandbox/instances/a/merged".into(),
+        disk: None,
     };
     let plan = plan::build(&Input {
         command: vec![],
@@ -253,6 +258,34 @@ fn start_background_instance() {
         ..input(&profile, Mode::Namespace)
     });
     insta::assert_snapshot!(record(&plan, true));
+}
+
+/// `[limits] disk`: the supervisor makes the detached mount of the image
+/// before the clone; PID 1 attaches it before anything else is mounted, and
+/// the overlay's upper and work dirs are on it.
+#[test]
+fn start_instance_with_a_disk() {
+    let profile = shell();
+    let layer = Layer {
+        upper: "/var/lib/sandbox/instances/a/layer/upper".into(),
+        work: "/var/lib/sandbox/instances/a/layer/work".into(),
+        merged: "/var/lib/sandbox/instances/a/merged".into(),
+        disk: Some("/var/lib/sandbox/instances/a/disk.img".into()),
+    };
+    let plan = plan::build(&Input {
+        command: vec![],
+        layer: Some(layer),
+        throwaway: false,
+        cgroup: v1_cgroups(),
+        ..input(&profile, Mode::Namespace)
+    });
+    let ids = plan.ids();
+    let at = |id: &str| ids.iter().position(|i| *i == id).unwrap_or_else(|| panic!("{id} in {ids:?}"));
+    assert!(at("disk-image") < at("start-child"), "made before the clone: the child inherits it");
+    assert!(at("mount-private") < at("mount-disk") && at("mount-disk") < at("bind-rootfs"), "{ids:?}");
+    let text = record(&plan, true);
+    assert!(text.contains("move_mount(TREE, \"\", AT_FDCWD, \"/var/lib/sandbox/instances/a/layer\""), "{text}");
+    insta::assert_snapshot!(text);
 }
 
 #[test]

@@ -50,8 +50,9 @@ pub struct Options<'a> {
     /// pause. It gets the step's index and the host PID of the sandbox's init
     /// once there is one.
     pub before_step: Option<&'a mut dyn FnMut(usize, Option<i32>) -> Pause>,
-    /// Told the host PID of the sandbox's init once the sandbox is ready.
-    pub on_init: Option<&'a mut dyn FnMut(i32)>,
+    /// Told the host PID of the sandbox's init once the sandbox is ready, and
+    /// the supervisor's descriptor of the instance's disk mount (if it has one).
+    pub on_init: Option<&'a mut dyn FnMut(i32, Option<i32>)>,
     /// Explain: one step at a time, every step reported with what it changed.
     pub narrate: bool,
 }
@@ -108,6 +109,7 @@ pub(crate) fn perform_step(kernel: &mut dyn Kernel, action: &Action, child: Opti
             kernel.write_file(&proc("gid_map"), gid_map)?;
         }
         Action::IdmapRootfs { rootfs } => return kernel.idmapped_tree(rootfs, child_pid).map(Some),
+        Action::DiskImage { image } => return kernel.disk_mount(image, false).map(Some),
         Action::CgroupJoin { procs } => kernel.cgroup_join(procs, child_pid)?,
         Action::JoinPid { init_pid } => kernel.setns(*init_pid, &[Namespace::Pid])?,
         Action::Wait => {
@@ -163,6 +165,7 @@ pub fn launch<'a>(plan: &Plan, options: Options<'a>, observer: &'a mut dyn FnMut
         observer,
         outcome: Outcome { status: TOOL_FAILED, ..Default::default() },
         cgroup_made: false,
+        disk: None,
     };
     let ctx = Context { narrate: options.narrate, step_mode: supervisor.before_step.is_some(), seccomp, ..Default::default() };
     supervisor.run(ctx, terminals, stepwise)?;
@@ -174,12 +177,16 @@ struct Supervisor<'p, 'o> {
     kernel: Real<'o>,
     cgroup: Option<&'o dyn CgroupManager>,
     before_step: Option<&'o mut dyn FnMut(usize, Option<i32>) -> Pause>,
-    on_init: Option<&'o mut dyn FnMut(i32)>,
+    on_init: Option<&'o mut dyn FnMut(i32, Option<i32>)>,
     narrate: bool,
     observer: &'o mut dyn FnMut(&Event),
     outcome: Outcome,
     /// The sandbox's cgroup exists: the teardown removes it, whatever happens.
     cgroup_made: bool,
+    /// The instance's disk, a detached mount the child inherits and PID 1
+    /// attaches. Kept to the end, so the tool can read the layer while the
+    /// sandbox runs (`/proc/SUPERVISOR/fd/N`); it closes with this process.
+    disk: Option<OwnedFd>,
 }
 
 impl Supervisor<'_, '_> {
@@ -235,8 +242,12 @@ impl Supervisor<'_, '_> {
                 self.outcome.quit = true;
                 return None;
             }
-            if !self.step(index, step, None).0 {
+            let (ok, fd) = self.step(index, step, None);
+            if !ok {
                 return None;
+            }
+            if let (Action::DiskImage { .. }, Some(fd)) = (&step.action, fd) {
+                self.disk = Some(fd);
             }
         }
         None
@@ -269,6 +280,7 @@ impl Supervisor<'_, '_> {
         let Some(spawn_index) = self.steps_before_spawn() else {
             return self.finish(None, None, terminals);
         };
+        ctx.disk = self.disk.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         // chroot mode with nothing to relay or explain: this process becomes the command.
         if !stepwise && !terminals.any() && !self.plan.has_init() && self.plan.mode == crate::profile::Mode::Chroot {
             let status = child::walk(self.plan, spawn_index + 1, &mut ctx, CloneFlags::empty(), false);
@@ -380,7 +392,7 @@ impl Supervisor<'_, '_> {
                 }
                 Message::Started => {
                     if let (Some(on_init), Some(pid)) = (self.on_init.as_mut(), self.outcome.init_pid) {
-                        on_init(pid);
+                        on_init(pid, self.disk.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
                     }
                 }
                 Message::ExecFailed { status, error } => {

@@ -76,6 +76,8 @@ pub struct Scene {
     pub instance: String,
     pub dir: PathBuf,
     pub upper: PathBuf,
+    /// Keeps `upper` readable (a disk image's mount) while the scene lives.
+    _view: crate::instance::UpperView,
     pub lower: PathBuf,
     pub init: Option<i32>,
     /// Which lifetime of the instance (PID 1's pid and start time).
@@ -96,9 +98,11 @@ impl Scene {
             manager.adopt().ok()?;
             Some(evidence::cgroup_of(manager.as_ref()))
         });
+        let view = instance.upper_view(true).map_err(|e| GradeError(e.to_string()))?;
         Ok(Scene {
             instance: name.to_string(),
-            upper: instance.layer().upper,
+            upper: view.upper.clone(),
+            _view: view,
             lower: record.rootfs.clone(),
             init: running.as_ref().map(|r| r.init),
             run: running.as_ref().map(|r| format!("{}-{}", r.init, r.init_start)).unwrap_or_default(),

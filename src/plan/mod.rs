@@ -134,12 +134,20 @@ pub struct Layer {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
+    /// `[limits] disk`: the upper and work dirs are on this ext4 image (the
+    /// cap is its size), mounted at their parent in the sandbox's mount namespace only.
+    pub disk: Option<PathBuf>,
 }
 
 impl Layer {
     /// The throwaway layer's directories on its tmpfs at `scratch`.
     fn on_scratch(scratch: &Path) -> Layer {
-        Layer { upper: scratch.join("upper"), work: scratch.join("work"), merged: scratch.join("merged") }
+        Layer { upper: scratch.join("upper"), work: scratch.join("work"), merged: scratch.join("merged"), disk: None }
+    }
+
+    /// Where the disk image is mounted: the directory of `upper` and `work`.
+    pub fn disk_mount_point(&self) -> PathBuf {
+        self.upper.parent().map(Path::to_path_buf).unwrap_or_else(|| self.upper.clone())
     }
 }
 
@@ -347,8 +355,18 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
     let in_root = |p: &str| root.join(p.trim_start_matches('/'));
     let mut steps = Vec::new();
 
-    // On the host, before anything starts: the cgroup and its limits.
+    // On the host, before anything starts: the cgroup and its limits, and the
+    // instance's disk as a detached mount (the child inherits its descriptor).
     cgroup_steps(&input.cgroup, &mut steps);
+    let disk = layer.and_then(|l| l.disk.as_ref().map(|image| (image, l.disk_mount_point())));
+    if let Some((image, _)) = disk {
+        steps.push(step(
+            "disk-image",
+            Actor::Supervisor,
+            Action::DiskImage { image: image.clone() },
+            format!("losetup --find --show {} (cleared when unused: LO_FLAGS_AUTOCLEAR)", quote(&image.to_string_lossy())),
+        ));
+    }
     steps.push(spawn_step(input.cgroup.clone_into.clone()));
 
     // The child makes the user namespace; the supervisor maps its ids and
@@ -406,6 +424,16 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
         ));
     }
     steps.push(step("mount-private", init, Action::MakeMountsPrivate, "mount --make-rprivate /"));
+    // The disk before the rootfs: PID 1 still has the host's ids to walk to
+    // its mount point, and the layer's directories are on it.
+    if let Some((_, target)) = &disk {
+        steps.push(step(
+            "mount-disk",
+            init,
+            Action::MountDisk { target: target.clone() },
+            format!("mount -t ext4 -o discard,nosuid,nodev /dev/loopN {}", quote(&target.to_string_lossy())),
+        ));
+    }
     let rootfs = &input.rootfs;
     let bind_shell = if idmapped {
         "(attach the idmapped tree the supervisor made)".to_string()

@@ -114,6 +114,16 @@ pub enum Action {
     CgroupLimit {
         write: CgroupWrite,
     },
+    /// `[limits] disk`: attach the instance's ext4 image to a loop device that
+    /// clears itself, and make a detached mount of it (in no mount namespace yet).
+    DiskImage {
+        image: PathBuf,
+    },
+    /// Attach the supervisor's detached disk mount at `target` (in the
+    /// sandbox's own mount namespace: the host never sees it).
+    MountDisk {
+        target: PathBuf,
+    },
     /// Start the sandbox's first process. `into_cgroup`: born in that cgroup
     /// (clone3 with CLONE_INTO_CGROUP, cgroup v2), so no `CgroupJoin` follows.
     /// Without explanation the namespace steps that follow are made by this

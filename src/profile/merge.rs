@@ -65,6 +65,7 @@ pub(super) fn merge(parent: Layer, child: Layer) -> Layer {
             pids: child.limits.pids.or(parent.limits.pids),
             cpu: child.limits.cpu.or(parent.limits.cpu),
             tmp: child.limits.tmp.or(parent.limits.tmp),
+            disk: child.limits.disk.or(parent.limits.disk),
         },
         network: child.network.or(parent.network),
         mounts: unique(parent.mounts, child.mounts, |a, b| (&a.source, &a.target, a.readonly) == (&b.source, &b.target, b.readonly)),

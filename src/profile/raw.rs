@@ -81,6 +81,7 @@ pub(super) struct RawLimits {
     pub pids: Option<Spanned<i64>>,
     pub cpu: Option<Spanned<f64>>,
     pub tmp: Option<Spanned<toml::Value>>,
+    pub disk: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

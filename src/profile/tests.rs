@@ -143,6 +143,14 @@ const BROKEN: &[(&str, &str)] = &[
         "lab.toml:3:10: `memory` must be a size like \"256M\", \"1G\" or a positive number of bytes, found \"256X\"\n  fix: write e.g. memory = \"256M\" (K, M and G are powers of 1024)",
     ),
     (
+        "name = \"lab\"\n[limits]\ndisk = \"lots\"\n",
+        "lab.toml:3:8: `disk` must be a size like \"256M\", \"1G\" or a positive number of bytes, found \"lots\"\n  fix: write e.g. disk = \"256M\" (K, M and G are powers of 1024)",
+    ),
+    (
+        "name = \"lab\"\n[limits]\ndisk = \"1M\"\n",
+        "lab.toml:3:8: `disk` must be at least 16M (the instance's filesystem needs room of its own), found \"1M\"\n  fix: write e.g. disk = \"1G\"",
+    ),
+    (
         "name = \"lab\"\n[limits]\npids = 0\n",
         "lab.toml:3:8: `pids` must be at least 1, found 0\n  fix: give the most processes at once, e.g. pids = 128",
     ),
@@ -310,6 +318,21 @@ fn sizes_accept_units_and_plain_bytes() {
     for (written, bytes) in [("\"512K\"", 512 << 10), ("\"256m\"", 256 << 20), ("\"2G\"", 2 << 30), ("4096", 4096), ("\"100\"", 100)] {
         let dir = lab(&[("lab.toml", &format!("name = \"lab\"\n[limits]\ntmp = {written}\n"))]);
         assert_eq!(load("lab.toml", dir.path()).expect(written).limits.tmp, Some(bytes), "{written}");
+    }
+    // Kubernetes spells powers of 1024 "Gi": the same here.
+    for (written, bytes) in [("\"1G\"", 1u64 << 30), ("\"1Gi\"", 1 << 30), ("\"64Mi\"", 64 << 20)] {
+        let dir = lab(&[("lab.toml", &format!("name = \"lab\"\n[limits]\ndisk = {written}\nmemory = {written}\n"))]);
+        let limits = load("lab.toml", dir.path()).expect(written).limits;
+        assert_eq!((limits.disk, limits.memory), (Some(bytes), Some(bytes)), "{written}");
+    }
+    let dir = lab(&[("lab.toml", "name = \"lab\"\n[limits]\ntmp = \"1i\"\n")]);
+    assert!(load("lab.toml", dir.path()).is_err(), "an `i` alone is no unit");
+}
+
+#[test]
+fn the_ready_profiles_cap_an_instance_s_disk() {
+    for name in ["shell", "python", "c-dev", "net"] {
+        assert_eq!(load(name, Path::new("/")).unwrap().limits.disk, Some(1 << 30), "{name}");
     }
 }
 

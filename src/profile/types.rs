@@ -131,6 +131,9 @@ pub struct Limits {
     pub cpu: Option<f64>,
     /// Bytes of the tmpfs on /tmp.
     pub tmp: Option<u64>,
+    /// Bytes an instance's writable layer may hold (its disk image's size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,6 +176,7 @@ impl Check<'_> {
             pids: raw.pids.map(|p| self.value(p, |&n| pids(n))).transpose()?,
             cpu: raw.cpu.map(|c| self.value(c, |&n| cpu(n))).transpose()?,
             tmp: raw.tmp.map(|t| self.value(t, |v| size("tmp", v))).transpose()?,
+            disk: raw.disk.map(|d| self.value(d, disk)).transpose()?,
         })
     }
 }
@@ -485,6 +486,8 @@ fn describe(value: &toml::Value) -> String {
 }
 
 fn parse_size(s: &str) -> Option<u64> {
+    // "1Gi" is the same as "1G" (Kubernetes spells powers of 1024 so).
+    let s = s.strip_suffix('i').filter(|rest| rest.ends_with(|c: char| c.is_ascii_alphabetic())).unwrap_or(s);
     let (digits, shift) = match s.char_indices().last()? {
         (i, c) if c.is_ascii_alphabetic() => {
             (&s[..i], ["K", "M", "G"].iter().position(|u| u.eq_ignore_ascii_case(&c.to_string()))? * 10 + 10)
@@ -495,6 +498,21 @@ fn parse_size(s: &str) -> Option<u64> {
         return None;
     }
     digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// The smallest disk cap: below it ext4 has no room for its own journal and
+/// tables, and the student for anything.
+pub const DISK_MIN: u64 = 16 << 20;
+
+fn disk(value: &toml::Value) -> Result<u64, Problem> {
+    let bytes = size("disk", value)?;
+    if bytes < DISK_MIN {
+        return Err(Problem::new(
+            format!("`disk` must be at least 16M (the instance's filesystem needs room of its own), found {}", describe(value)),
+            "write e.g. disk = \"1G\"",
+        ));
+    }
+    Ok(bytes)
 }
 
 fn pids(n: i64) -> Result<u64, Problem> {

@@ -60,6 +60,7 @@ pub(crate) enum Call {
     PivotRoot { new_root: PathBuf, put_old: PathBuf },
     IdmappedTree { path: PathBuf, userns_of: i32 },
     AttachMount { target: PathBuf },
+    DiskMount { image: PathBuf, readonly: bool },
     Chroot { path: PathBuf },
     Chdir { path: PathBuf },
     Sethostname { name: String },
@@ -167,6 +168,26 @@ impl fmt::Display for Call {
                 q(path),
                 pid_text(*userns_of)
             ),
+            Call::DiskMount { image, readonly } => {
+                let (open_flags, lo_flags, options, attrs) = if *readonly {
+                    (
+                        "O_RDONLY",
+                        "LO_FLAGS_AUTOCLEAR|LO_FLAGS_READ_ONLY",
+                        "fsconfig(FS, FSCONFIG_SET_FLAG, \"ro\"); fsconfig(FS, FSCONFIG_SET_FLAG, \"noload\")",
+                        "MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV|MOUNT_ATTR_RDONLY",
+                    )
+                } else {
+                    ("O_RDWR", "LO_FLAGS_AUTOCLEAR", "fsconfig(FS, FSCONFIG_SET_FLAG, \"discard\")", "MOUNT_ATTR_NOSUID|MOUNT_ATTR_NODEV")
+                };
+                write!(
+                    f,
+                    "ioctl(open(\"/dev/loop-control\"), LOOP_CTL_GET_FREE); ioctl(open(\"/dev/loopN\"), LOOP_CONFIGURE, \
+                     {{.fd = open({}, {open_flags}), .info.lo_flags = {lo_flags}}}); FS = fsopen(\"ext4\", FSOPEN_CLOEXEC); \
+                     fsconfig(FS, FSCONFIG_SET_STRING, \"source\", \"/dev/loopN\"); {options}; fsconfig(FS, FSCONFIG_CMD_CREATE); \
+                     fsmount(FS, FSMOUNT_CLOEXEC, {attrs})",
+                    q(image)
+                )
+            }
             Call::AttachMount { target } => write!(f, "move_mount(TREE, \"\", AT_FDCWD, {}, MOVE_MOUNT_F_EMPTY_PATH)", q(target)),
             Call::Chroot { path } => write!(f, "chroot({})", q(path)),
             Call::Chdir { path } => write!(f, "chdir({})", q(path)),

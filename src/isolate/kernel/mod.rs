@@ -5,6 +5,7 @@
 //! compares, and the `syscall` text of a step is that list rendered.
 
 mod call;
+mod disk;
 mod real;
 pub(crate) mod recorder;
 
@@ -78,7 +79,10 @@ pub(crate) trait Kernel {
     /// A detached, read-only, nosuid, nodev copy of the mount at `path` whose
     /// owners are shifted into the user namespace of `userns_of`.
     fn idmapped_tree(&mut self, path: &Path, userns_of: Pid) -> SysResult<OwnedFd>;
-    /// Attach a detached mount (the idmapped tree) at `target`.
+    /// A detached ext4 mount of an instance's disk image, on a loop device
+    /// that clears itself when the mount is gone (see `disk`).
+    fn disk_mount(&mut self, image: &Path, readonly: bool) -> SysResult<OwnedFd>;
+    /// Attach a detached mount (the idmapped tree, the disk) at `target`.
     fn attach_mount(&mut self, fd: RawFd, target: &Path) -> SysResult;
 
     // ----- files, names, network

@@ -228,6 +228,10 @@ impl Kernel for Real<'_> {
         Ok(tree)
     }
 
+    fn disk_mount(&mut self, image: &Path, readonly: bool) -> SysResult<OwnedFd> {
+        super::disk::mount_image(image, readonly)
+    }
+
     fn attach_mount(&mut self, fd: RawFd, target: &Path) -> SysResult {
         let target_c = cstr(target);
         // SAFETY: move_mount with a valid fd, an empty C string and a NUL-terminated path.

@@ -103,6 +103,11 @@ impl Kernel for Recorder {
         // A harmless real descriptor stands for the tree.
         std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(|_| SysError { call: "open(/dev/null)".into(), errno: Errno::EIO })
     }
+    fn disk_mount(&mut self, image: &Path, readonly: bool) -> SysResult<OwnedFd> {
+        self.record(Call::DiskMount { image: image.into(), readonly })?;
+        // A harmless real descriptor stands for the mount.
+        std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(|_| SysError { call: "open(/dev/null)".into(), errno: Errno::EIO })
+    }
     fn attach_mount(&mut self, _fd: RawFd, target: &Path) -> SysResult {
         self.record(Call::AttachMount { target: target.into() })
     }
