@@ -31,6 +31,7 @@ memory = "64M"
 pids = 32
 cpu = 0.5
 tmp = "16M"
+disk = "2G"
 [network]
 mode = "loopback"
 "#;
@@ -93,7 +94,11 @@ fn the_class_is_a_namespace_with_a_quota_a_policy_and_a_statefulset_and_home_per
     assert_eq!(spec.replicas, Some(1));
     let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
     assert_eq!(claim.metadata.name.as_deref(), Some("home"));
-    assert_eq!(claim.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "1Gi");
+    assert_eq!(
+        claim.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "2Gi",
+        "the home claim takes [limits] disk"
+    );
     let pod = spec.template.spec.unwrap();
     let container = &pod.containers[0];
     assert_eq!(container.image.as_deref(), Some(image));
@@ -112,6 +117,7 @@ fn the_class_is_a_namespace_with_a_quota_a_policy_and_a_statefulset_and_home_per
     assert_eq!(pod.automount_service_account_token, Some(false));
     let limits = container.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!((limits["memory"].0.as_str(), limits["cpu"].0.as_str()), ("64Mi", "500m"));
+    assert_eq!(limits["ephemeral-storage"].0, "2Gi", "[limits] disk");
     // The lab file under the home is copied onto a new claim once, by the image itself.
     let init = &pod.init_containers.as_ref().unwrap()[0];
     assert_eq!(init.image.as_deref(), Some(image));

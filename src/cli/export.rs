@@ -39,7 +39,7 @@ pub struct ExportArgs {
     /// With --k8s: the image the cluster pulls, REGISTRY/NAME[:TAG] (default: sandbox/NAME:DIGEST, as --tar loads).
     #[arg(long, value_name = "REF", requires = "k8s")]
     pub image: Option<String>,
-    /// With --k8s: the size of each home claim (default 1Gi).
+    /// With --k8s: the size of each home claim (default: the profile's [limits] disk, else 1Gi).
     #[arg(long, value_name = "SIZE", requires = "k8s")]
     pub home_size: Option<String>,
     /// Print one JSON object: {name, digest, layers, oci, tar, bundle, notes} (not with --k8s or --tar -).
@@ -80,7 +80,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
     if let Some(reference) = &args.image {
         k8s::check_image_reference(reference)?;
     }
-    let home_size = args.home_size.as_deref().map(k8s::parse_size).transpose()?.unwrap_or(k8s::DEFAULT_HOME_SIZE);
+    let home_size = args.home_size.as_deref().map(k8s::parse_size).transpose()?;
     for dir in [&args.oci, &args.bundle].into_iter().flatten() {
         check_new_or_empty(dir)?;
     }
@@ -136,7 +136,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
             manifest: &top.manifest,
             image: args.image.as_deref(),
             students: students.as_deref(),
-            home_size,
+            // The student's writable place on a cluster is the home claim: it
+            // takes the cap `[limits] disk` puts on an instance's layer.
+            home_size: home_size.or(top.profile.limits.disk).unwrap_or(k8s::DEFAULT_HOME_SIZE),
         };
         std::io::stdout().write_all(k8s::manifest(&class)?.as_bytes())?;
     }

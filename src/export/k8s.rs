@@ -493,6 +493,11 @@ fn resources(profile: &Profile) -> Value {
     if let Some(cores) = profile.limits.cpu {
         limits.insert("cpu".into(), json!(millicores(cores)));
     }
+    // The root is read-only and home is a claim: what is left to cap (logs, a
+    // disk-backed emptyDir) is ephemeral storage, at the instance's disk cap.
+    if let Some(disk) = profile.limits.disk {
+        limits.insert("ephemeral-storage".into(), json!(memory_quantity(disk)));
+    }
     if limits.is_empty() {
         return json!({});
     }
