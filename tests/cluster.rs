@@ -226,7 +226,8 @@ fn podman_kube_play_runs_the_pod_with_its_home_and_ping() {
     // The pod's command runs once and ends; its log is the evidence.
     let mut logs = String::new();
     for _ in 0..120 {
-        logs = stdout(&podman.sh("logs k8s-lab-k8s-lab"));
+        // The container has a terminal (tty: true): its lines end in \r\n.
+        logs = stdout(&podman.sh("logs k8s-lab-k8s-lab")).replace("\r\n", "\n");
         if logs.contains("ping-ok") || logs.contains("ping:") {
             break;
         }

@@ -182,6 +182,6 @@ fn check_rejects_a_bad_disk_value() {
     let checked = run(sandbox().arg("check").arg(&file));
     assert_eq!(checked.status.code(), Some(125), "{}", stderr(&checked));
     assert!(stderr(&checked).contains("bad.toml:3:8: `disk` must be a size like"), "{}", stderr(&checked));
-    fs::write(&file, "name = \"bad\"\n[limits]\ndisk = \"1Gi\"\n").unwrap();
+    fs::write(&file, "name = \"bad\"\n[rootfs]\nbinaries = [\"sh\"]\n[limits]\ndisk = \"1Gi\"\n").unwrap();
     ok(sandbox().arg("check").arg(&file));
 }
