@@ -239,8 +239,12 @@ pub fn run_check(check: &CheckSpec, scene: &Scene, values: &BTreeMap<String, Str
         if ran.timed_out {
             return Ok((false, "timed out reading it".into()));
         }
-        if ran.status != Some(0) {
-            return Ok((false, "no such file".into()));
+        match ran.status {
+            Some(0) => {}
+            Some(3) => return Ok((false, "no such file".into())),
+            // `sh` or `head` missing from the profile: the check itself is broken.
+            Some(127) => return Ok((false, "could not be read: the profile has no `sh` or `head` to read it with".into())),
+            other => return Ok((false, format!("could not be read (exit status {})", other.map_or("none".into(), |s| s.to_string())))),
         }
         let content = String::from_utf8_lossy(&ran.stdout);
         let matched = check.expect_content.as_ref().is_none_or(|p| regex(p, values).is_some_and(|re| re.is_match(&content)));

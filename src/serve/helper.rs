@@ -263,7 +263,13 @@ impl Helper {
         let result = match action {
             Action::Start => self.start(&students),
             Action::Stop => self.stop(&students),
-            Action::Reset => self.stop(&students).and_then(|_| self.reset(&students)).and_then(|_| self.start_fresh(&students)),
+            // `sandbox reset` of a lab's instance starts it and places the lab's
+            // files again by itself; `start` then starts only what is still stopped.
+            Action::Reset => self
+                .stop(&students)
+                .and_then(|_| self.reset(&students))
+                .and_then(|_| self.start(&students))
+                .map(|_| format!("reset {}", students.join(" "))),
         };
         *self.status.lock().unwrap() = None;
         result.map(Reply::Done).map_err(fail)
@@ -310,16 +316,6 @@ impl Helper {
             self.save_progress();
         }
         Ok(format!("started {}", stopped.join(" ")))
-    }
-
-    fn start_fresh(&self, students: &[String]) -> io::Result<String> {
-        let mut args = vec!["start".to_string(), self.class.profile.clone()];
-        for student in students {
-            args.extend(["--name".to_string(), self.class.instance_of(student)]);
-        }
-        self.run(&args)?;
-        self.place_lab_files(students)?;
-        Ok(format!("reset {}", students.join(" ")))
     }
 
     fn place_lab_files(&self, students: &[String]) -> io::Result<()> {

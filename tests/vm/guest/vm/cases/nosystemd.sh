@@ -52,8 +52,8 @@ check parent-after base_state $cg/lab.slice
 
 # Instances: started alone in ci.scope, then used from the teacher's scope.
 check start in_cgroup $cg/ci.scope sandbox start $P --name a --name b
-check cpu-max cat $cg/ci.scope/sandbox-inst-a/cpu.max
-check memory-max cat $cg/ci.scope/sandbox-inst-a/memory.max $cg/ci.scope/sandbox-inst-a/pids.max
+check cpu-max cat $cg/ci.scope/sandbox-inst-*-a/cpu.max
+check memory-max cat $cg/ci.scope/sandbox-inst-*-a/memory.max $cg/ci.scope/sandbox-inst-*-a/pids.max
 check exec-memory sandbox exec a -- $alloc
 check exec-cgroup sandbox exec a -- busybox cat /proc/self/cgroup
 check exec-pids sandbox exec a -- sh -c "$forks"
