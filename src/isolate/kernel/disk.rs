@@ -62,8 +62,14 @@ fn open(path: &Path, flags: OFlag) -> SysResult<OwnedFd> {
 fn attach_loop(image: &Path, readonly: bool) -> SysResult<(OwnedFd, String)> {
     let file = open(image, if readonly { OFlag::O_RDONLY } else { OFlag::O_RDWR })?;
     let control = open(Path::new("/dev/loop-control"), OFlag::O_RDWR)?;
+    // Thirty instances started at once all get the same lowest free device,
+    // and only one of them wins it each round: sandboxes take turns (a lock
+    // on the control device, held until this returns); losetup and others
+    // may still race, hence the rounds.
+    // SAFETY: flock on a descriptor we own; released when `control` closes.
+    let _ = Errno::result(unsafe { libc::flock(control.as_raw_fd(), libc::LOCK_EX) });
     let mut last = Errno::EBUSY;
-    for _ in 0..16 {
+    for _ in 0..64 {
         // SAFETY: an ioctl without argument on the loop control device.
         let number = Errno::result(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) })
             .map_err(fail("ioctl(/dev/loop-control, LOOP_CTL_GET_FREE)"))?;
