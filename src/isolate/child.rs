@@ -131,7 +131,10 @@ pub(crate) fn build(plan: &Plan, from: usize, kernel: &mut dyn Kernel, ctx: &mut
         {
             continue;
         }
-        if !await_turn(ctx, index) {
+        // Explained, the command waits until every step before it has been
+        // told: its output must not run into the narration.
+        let before_output = ctx.narrate && matches!(step.action, Action::Exec { .. });
+        if !await_turn(ctx, index, before_output) {
             return Next::Failed;
         }
         match &step.action {
@@ -350,9 +353,9 @@ fn start_command(
     pid1::serve(command)
 }
 
-/// `explain --step`: say which step comes next and wait for the supervisor.
-pub(crate) fn await_turn(ctx: &Context, index: usize) -> bool {
-    let Some(channel) = ctx.channel.filter(|_| ctx.step_mode) else { return true };
+/// `explain --step` (or `always`): say which step comes next and wait for the supervisor.
+pub(crate) fn await_turn(ctx: &Context, index: usize, always: bool) -> bool {
+    let Some(channel) = ctx.channel.filter(|_| ctx.step_mode || always) else { return true };
     send(channel, &Message::Ready { index });
     wait_for_go(channel).0
 }
