@@ -406,15 +406,15 @@ fn skopeo_and_umoci_accept_the_image_and_unpack_the_built_tree() {
 
     let bundle = dir.path().join("unpacked");
     ok(Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:latest", layout.display())).arg(&bundle));
-    // `build --out` gives the tree with the manifest's exact modes; the store's own copy is
-    // read-only for root's files on purpose, and the image must carry the real modes.
+    // `build --out` gives the tree with the manifest's exact modes, as the store does; the
+    // image must carry them too.
     let built = dir.path().join("built");
     ok(sandbox().arg("build").arg(&lab).arg("--out").arg(&built));
     let differences = compare_trees(&built, &bundle.join("rootfs"));
     assert!(differences.is_empty(), "umoci's tree differs from `sandbox build --out`'s:\n{}", differences.join("\n"));
     let mode = |root: &Path| fs::metadata(root.join("etc/passwd")).unwrap().mode() & 0o7777;
     assert_eq!(mode(&bundle.join("rootfs")), 0o644, "the layer's modes are the manifest's");
-    assert_eq!(mode(&tree), 0o444, "not the store's read-only copy");
+    assert_eq!(mode(&tree), 0o644, "the store keeps the manifest's modes");
     let config = json(&fs::read_to_string(bundle.join("config.json")).unwrap());
     assert_eq!(config["process"]["user"]["uid"], 2000);
     assert_eq!(config["process"]["cwd"], "/home/teacher");
