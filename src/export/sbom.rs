@@ -9,7 +9,6 @@
 //! the same bytes on every machine.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -201,16 +200,7 @@ fn distribution() -> String {
 
 fn sha1_of(path: &PathBuf) -> Result<String> {
     let mut file = std::fs::File::open(path).at(path)?;
-    let mut hasher = sha1::Sha1::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    crate::rootfs::hashcache::digest_reader::<sha1::Sha1>(&mut file).at(path)
 }
 
 #[cfg(test)]

@@ -94,7 +94,12 @@ pub fn hash_file(path: &Path) -> std::io::Result<String> {
 }
 
 pub fn hash_reader(file: &mut impl Read) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
+    digest_reader::<Sha256>(file)
+}
+
+/// The hex digest of everything `file` gives, by any hash (the SBOM asks for SHA-1 too).
+pub fn digest_reader<D: Digest>(file: &mut impl Read) -> std::io::Result<String> {
+    let mut hasher = D::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = file.read(&mut buf)?;
