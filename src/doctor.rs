@@ -689,16 +689,22 @@ fn systemd_cgroup_check(host: &Host, layout: &CgroupLayout, bus: cgroup::systemd
     for placement in &placements {
         check = check.found(placement_line(placement));
     }
-    let namespace = match (usable.is_empty(), unusable.is_empty()) {
-        (_, true) => "memory, pids and cpu limits are applied, in a systemd scope of the run's own".to_owned(),
+    let namespace = limits_sentence(&usable, &unusable, ", in a systemd scope of the run's own");
+    Some(check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, layout, &placements)))
+}
+
+/// What namespace mode does with the limits: all applied (`where_` says
+/// where), none, or which ones and that the others stop the start.
+fn limits_sentence(usable: &[&str], unusable: &[&str], where_: &str) -> String {
+    match (usable.is_empty(), unusable.is_empty()) {
+        (_, true) => format!("memory, pids and cpu limits are applied{where_}"),
         (true, _) => "a profile with [limits] does not start (exit 125) unless run with --no-limits".to_owned(),
         _ => format!(
             "applied: {}; a profile that limits {} does not start (exit 125) unless run with --no-limits",
             usable.join(", "),
             unusable.join(" or ")
         ),
-    };
-    Some(check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, layout, &placements)))
+    }
 }
 
 /// The cgroup report for a layout: where the sandbox's cgroups will go, and
@@ -718,15 +724,7 @@ fn cgroup_check(host: &Host, layout: &CgroupLayout, how: &cgroup::Placing, acces
     for placement in &placements {
         check = check.found(placement_line(placement));
     }
-    let namespace = match (usable.is_empty(), unusable.is_empty()) {
-        (_, true) => "memory, pids and cpu limits are applied".to_owned(),
-        (true, _) => "a profile with [limits] does not start (exit 125) unless run with --no-limits".to_owned(),
-        _ => format!(
-            "applied: {}; a profile that limits {} does not start (exit 125) unless run with --no-limits",
-            usable.join(", "),
-            unusable.join(" or ")
-        ),
-    };
+    let namespace = limits_sentence(&usable, &unusable, "");
     check.modes("chroot mode applies no cgroup limits", namespace).fixes(cgroup_fixes(host, layout, &placements))
 }
 
