@@ -431,7 +431,7 @@ fn run_keep_turns_a_one_off_run_into_an_instance() {
         return;
     }
     let home = tempfile::tempdir().unwrap().keep();
-    let _cleanup = CleanupIn(home.clone(), vec!["shell-1".into(), "shell-2".into()]);
+    let _cleanup = CleanupIn(home.clone(), vec!["shell-1".into(), "shell-2".into(), "shell-3".into(), "shell-4".into()]);
     let once = run(sandbox_in(&home).args(["run", "shell", "--", "/bin/sh", "-c", "echo gone > ~/f"]).stdin(Stdio::null()));
     assert!(once.status.success(), "{}", stderr(&once));
     assert!(
@@ -449,6 +449,20 @@ fn run_keep_turns_a_one_off_run_into_an_instance() {
     let next = run(sandbox_in(&home).args(["run", "--keep", "shell", "--", "/bin/true"]).stdin(Stdio::null()));
     assert!(stderr(&next).contains("`shell-2`"), "{}", stderr(&next));
     assert_eq!(run(sandbox_in(&home).args(["run", "--keep", "--name", "x", "shell"])).status.code(), Some(2));
-    ok(sandbox_in(&home).args(["rm", "shell-1", "shell-2"]));
+    // Two --keep runs at the same instant: each takes a name of its own.
+    let spawn = || {
+        sandbox_in(&home)
+            .args(["run", "--keep", "shell", "--", "/bin/sh", "-c", "echo $$ > ~/mine"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let said: Vec<String> = [first, second].into_iter().map(|c| stderr(&c.wait_with_output().unwrap())).collect();
+    let named = |text: &str| ["`shell-3`", "`shell-4`"].into_iter().find(|n| text.contains(n));
+    assert!(named(&said[0]).is_some() && named(&said[1]).is_some() && named(&said[0]) != named(&said[1]), "{said:?}");
+    ok(sandbox_in(&home).args(["rm", "shell-1", "shell-2", "shell-3", "shell-4"]));
     let _ = fs::remove_dir_all(&home);
 }

@@ -86,6 +86,51 @@ pub fn run_named(
     let state = usable_state()?;
     let instance = Instance::named(&state, name)?;
     let lock = instance.lock()?;
+    run_locked(spec, &state, instance, lock, command, background, overrides)
+}
+
+/// `run --keep`: the run becomes a new instance, named after the profile with
+/// the first free number (`shell-1`, `shell-2`, ...). A name is taken under
+/// its instance's lock, so two `--keep` runs at the same instant never share one.
+pub fn run_kept(spec: &str, command: Vec<String>, background: bool, overrides: &super::overrides::Overrides) -> Result<ExitCode, Failure> {
+    let state = usable_state()?;
+    let base: String = Path::new(spec)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    for n in 1..10_000 {
+        let name = format!("{base}-{n}");
+        let instance = Instance::named(&state, &name)?;
+        if instance.exists() {
+            continue;
+        }
+        let lock = instance.lock()?;
+        // Made by another run between the look and the lock.
+        if instance.exists() {
+            continue;
+        }
+        writeln!(
+            stream(Stream::Stderr),
+            "note: --keep: this run's changes stay in the instance `{name}` (sandbox diff {name}; sandbox rm {name})"
+        )?;
+        return run_locked(spec, &state, instance, lock, command, background, overrides);
+    }
+    Err(Failure { message: format!("no free name for --keep among {base}-1 to {base}-9999\n  fix: give one with --name NAME") })
+}
+
+fn run_locked(
+    spec: &str,
+    state: &Path,
+    instance: Instance,
+    lock: std::fs::File,
+    command: Vec<String>,
+    background: bool,
+    overrides: &super::overrides::Overrides,
+) -> Result<ExitCode, Failure> {
+    let name = instance.display.as_str();
     if instance.running().is_some() {
         return Err(instance::InstanceError::Running(shown(name)).into());
     }
@@ -107,7 +152,7 @@ pub fn run_named(
         id_base: Some(record.id_base),
         throwaway: false,
     };
-    let session = session::prepare(&request, &state)?;
+    let session = session::prepare(&request, state)?;
     super::run::warn(&session.warnings)?;
     let cgroup_dirs = session.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
     // The instance is marked running once its command step is reached (its
@@ -459,30 +504,6 @@ pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A fresh instance name for `run --keep`: the profile's name and the first
-/// free number (`shell-1`, `shell-2`, ...), told on stderr before the run.
-pub fn kept_name(spec: &str) -> Result<String, Failure> {
-    let state = usable_state()?;
-    let base: String = Path::new(spec)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into())
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
-        .collect();
-    for n in 1..10_000 {
-        let name = format!("{base}-{n}");
-        if !Instance::named(&state, &name)?.exists() {
-            writeln!(
-                stream(Stream::Stderr),
-                "note: --keep: this run's changes stay in the instance `{name}` (sandbox diff {name}; sandbox rm {name})"
-            )?;
-            return Ok(name);
-        }
-    }
-    Err(Failure { message: format!("no free name for --keep among {base}-1 to {base}-9999\n  fix: give one with --name NAME") })
 }
 
 pub fn rm(names: &[String]) -> Result<ExitCode, Failure> {

@@ -497,10 +497,9 @@ fn run_command(args: RunArgs) -> Result<ExitCode, Failure> {
     let background = std::env::var_os(BACKGROUND_ENV).is_some_and(|v| v == "1");
     // `--keep`: a one-off run's throwaway layer lives on a tmpfs that goes with
     // the sandbox, so what is to be kept is written into an instance instead.
-    let name = match keep {
-        true => Some(instances::kept_name(&profile)?),
-        false => name,
-    };
+    if keep {
+        return instances::run_kept(&profile, command, background, &overrides);
+    }
     match name {
         Some(name) => {
             let status = instances::run_named(&profile, &name, command, background, &overrides);
