@@ -297,7 +297,6 @@ fn import_of_the_layout_and_of_the_archive_gives_the_build_digest() {
 
 /// A one-layer OCI layout of raw tar members, as a hostile image would be made.
 fn crafted_layout(dir: &Path, members: &[(&str, tar::EntryType, &str)]) {
-    use sha2::Digest;
     let mut builder = tar::Builder::new(Vec::new());
     for (name, kind, link) in members {
         let mut h = tar::Header::new_gnu();
@@ -316,26 +315,7 @@ fn crafted_layout(dir: &Path, members: &[(&str, tar::EntryType, &str)]) {
         let data: &[u8] = if *kind == tar::EntryType::Regular { b"pwn" } else { b"" };
         builder.append(&h, data).unwrap();
     }
-    let layer = builder.into_inner().unwrap();
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |bytes: &[u8]| {
-        let hex = hex::encode(sha2::Sha256::digest(bytes));
-        fs::write(blobs.join(&hex), bytes).unwrap();
-        (format!("sha256:{hex}"), bytes.len())
-    };
-    let (layer_digest, layer_size) = put(&layer);
-    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
-    let (config_digest, config_size) = put(config.to_string().as_bytes());
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
-    });
-    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]});
-    fs::write(dir.join("index.json"), index.to_string()).unwrap();
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    common::oci::layout_of_layer(dir, &builder.into_inner().unwrap());
 }
 
 #[test]

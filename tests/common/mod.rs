@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod oci;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -166,4 +168,33 @@ impl Drop for Podman {
             .arg("-c")
             .arg(format!("umount -R {0}/root/overlay 2>/dev/null; umount -R {0}/run 2>/dev/null; true", self.storage.path().display())));
     }
+}
+
+/// One student's result from `sandbox lab check --json`.
+pub struct LabResult {
+    pub passed: bool,
+    /// The failed checks, each as `id (what was seen)`.
+    pub failed: Vec<String>,
+    /// The whole JSON line, for a failure message.
+    pub line: String,
+}
+
+/// Every student's result in what `lab check --json` printed, by student;
+/// panics (naming `lab`) on a line that is not a result.
+pub fn lab_results(lab: &str, text: &str) -> std::collections::BTreeMap<String, LabResult> {
+    let mut results = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{lab}: not JSON ({e}): {text}"));
+        let failed = value["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{lab}: no checks in {line}"))
+            .iter()
+            .filter(|c| c["passed"] != true)
+            .map(|c| format!("{} ({})", c["id"].as_str().unwrap_or("?"), c["seen"].as_str().unwrap_or("")))
+            .collect();
+        let student = value["student"].as_str().unwrap_or_else(|| panic!("{lab}: no student in {line}")).to_string();
+        results.insert(student, LabResult { passed: value["passed"] == true, failed, line: line.to_string() });
+    }
+    assert!(!results.is_empty(), "{lab}: no result: {text}");
+    results
 }
