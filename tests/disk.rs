@@ -185,3 +185,18 @@ fn check_rejects_a_bad_disk_value() {
     fs::write(&file, "name = \"bad\"\n[rootfs]\nbinaries = [\"sh\"]\n[limits]\ndisk = \"1Gi\"\n").unwrap();
     ok(sandbox().arg("check").arg(&file));
 }
+
+/// A one-off run's throwaway layer (a tmpfs) has the same cap: writing past
+/// it fails inside, and below it works.
+#[test]
+fn a_one_off_run_is_capped_by_disk_too() {
+    if !need_root("a one-off run in namespace mode") {
+        return;
+    }
+    let profile = capped_profile();
+    let profile = profile.path().join("capped.toml");
+    let script = "head -c 1000000 /dev/zero > ~/small && echo small=$?; head -c 40000000 /dev/zero > ~/big; echo big=$?";
+    let output = run(sandbox().arg("run").arg(&profile).args(["--", "/bin/sh", "-c", script]).stdin(Stdio::null()));
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(said.contains("small=0") && said.contains("No space left on device") && !said.contains("big=0"), "{said}");
+}

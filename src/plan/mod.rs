@@ -442,7 +442,9 @@ fn namespace_steps(input: &Input) -> Vec<Step> {
     };
     steps.push(step("bind-rootfs", init, Action::BindRootfs { rootfs: rootfs.clone(), idmapped, nosuid: true }, bind_shell));
     if let (Some(scratch), Some(layer)) = (&scratch, layer) {
-        let size = profile.limits.tmp;
+        // `[limits] disk` caps what a sandbox writes, an instance's layer or
+        // this throwaway one; /tmp has its own tmpfs and its own size.
+        let size = profile.limits.disk;
         let size_opt = size.map(|s| format!(",size={s}")).unwrap_or_default();
         steps.push(step(
             "mount-scratch",
