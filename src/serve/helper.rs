@@ -32,9 +32,10 @@ use super::tokens::{self, Store, TEACHER};
 pub const MAX_SHELLS_PER_STUDENT: usize = 8;
 /// Requests handled at once; more are refused until one finishes.
 const MAX_CONCURRENT: usize = 64;
-/// Failed logins allowed in a minute, for the whole class (the web process
-/// also limits each address): tokens cannot be guessed, this keeps a flood
-/// from costing anything.
+/// Failed logins counted in a minute, for the whole class (the web process
+/// also limits each address). Past it a failed login is told to wait; a valid
+/// token still logs in, so a flood from many addresses never locks the class
+/// out (a check is one hash and a lookup, and tokens cannot be guessed).
 const FAILED_LOGINS_PER_MINUTE: usize = 120;
 /// The longest a lab check or an instance command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
@@ -130,13 +131,6 @@ impl Helper {
     }
 
     fn login(&self, token: &str) -> Result<Reply, Reply> {
-        {
-            let mut failures = self.failures.lock().unwrap();
-            failures.retain(|t| t.elapsed() < Duration::from_secs(60));
-            if failures.len() >= FAILED_LOGINS_PER_MINUTE {
-                return Err(Reply::Denied("too many failed logins: wait a minute".into()));
-            }
-        }
         let mut store = self.store.lock().unwrap();
         // Someone of this class (the tokens file may hold another serve's people).
         let member = store.person_of_token(token).map_err(fail)?.and_then(|p| self.person(&p));
@@ -148,7 +142,12 @@ impl Helper {
         match session {
             Some((cookie, person)) => Ok(Reply::Session { cookie, who: self.person(&person).ok_or_else(denied)? }),
             None => {
-                self.failures.lock().unwrap().push(Instant::now());
+                let mut failures = self.failures.lock().unwrap();
+                failures.retain(|t| t.elapsed() < Duration::from_secs(60));
+                if failures.len() >= FAILED_LOGINS_PER_MINUTE {
+                    return Err(Reply::Denied("too many failed logins: wait a minute".into()));
+                }
+                failures.push(Instant::now());
                 Err(denied())
             }
         }
@@ -621,11 +620,14 @@ mod tests {
 
     #[test]
     fn failed_logins_are_limited() {
-        let (_state, helper) = class_of(&["alice"]);
+        let (state, helper) = class_of(&["alice"]);
         for _ in 0..FAILED_LOGINS_PER_MINUTE {
             assert!(matches!(helper.login(&"0".repeat(64)), Err(Reply::Denied(why)) if why == "not a valid login"));
         }
         assert!(matches!(helper.login(&"0".repeat(64)), Err(Reply::Denied(why)) if why.contains("too many")));
+        // A flood of failures locks nobody out: a real token still logs in.
+        let token = tokens::rotate(state.path(), "alice").unwrap();
+        assert!(matches!(helper.login(&token), Ok(Reply::Session { .. })), "a valid token after a flood");
     }
 
     #[test]
