@@ -74,6 +74,25 @@ pub fn usage(image: &Path) -> Option<Usage> {
     Some(Usage { used: meta.blocks() * 512, cap: meta.len() })
 }
 
+/// Caps are not reserved: an image takes host space only as its student
+/// writes. What the images could still take, against what the filesystem
+/// holding them (`dir`'s) has free; `Some` when they would not fit.
+pub fn overcommit(images: &[std::path::PathBuf], dir: &Path) -> Option<Overcommit> {
+    let room: u64 = images.iter().filter_map(|image| usage(image)).map(|u| u.cap.saturating_sub(u.used)).sum();
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    (room > free).then_some(Overcommit { images: images.len(), room, free })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overcommit {
+    pub images: usize,
+    /// Bytes the images may still take before each reaches its cap.
+    pub room: u64,
+    /// Bytes free for them (as an unprivileged writer sees it: root's reserve not counted).
+    pub free: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
     /// Bytes of the host's disk the image takes now.
@@ -85,6 +104,25 @@ pub struct Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_beyond_the_free_space_are_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let image = |name: &str, size: u64| {
+            let path = dir.path().join(name);
+            fs::File::create(&path).unwrap().set_len(size).unwrap();
+            path
+        };
+        let small = image("small.img", 16 << 20);
+        assert_eq!(overcommit(std::slice::from_ref(&small), dir.path()), None, "16M fits in {free} free bytes");
+        // Two sparse images that together could take more than is free.
+        let (a, b) = (image("a.img", free / 2 + (1 << 30)), image("b.img", free / 2 + (1 << 30)));
+        let over = overcommit(&[small, a, b], dir.path()).expect("the caps do not fit");
+        assert_eq!(over.images, 3);
+        assert!(over.room > over.free && over.room >= free + (2 << 30), "{over:?}");
+    }
 
     #[test]
     fn an_image_is_sparse_and_owned_by_the_instance() {

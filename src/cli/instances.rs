@@ -215,6 +215,9 @@ pub fn start(spec: &str, names: Vec<String>, names_from: Option<&Path>) -> Resul
         let _lock = instance.lock()?;
         record_for(instance, spec, &profile, &rootfs)?;
     }
+    if let Some(note) = disk_overcommit(&state) {
+        super::run::warn(&[note])?;
+    }
     let spec = absolute_spec(spec);
     // Under systemd, with limits to apply: into a delegated scope first, so
     // that the supervisors are born in it (their scope outlives this process).
@@ -504,6 +507,21 @@ pub fn reset(names: &[String]) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A note when the disk caps of this state directory's instances could take
+/// more than its filesystem has free: students would meet "No space left on
+/// device" before their own cap, all at once.
+fn disk_overcommit(state: &Path) -> Option<String> {
+    let images: Vec<_> = instance::all(state).iter().filter_map(Instance::disk_image).collect();
+    let over = crate::disk::overcommit(&images, &instance::root(state))?;
+    Some(format!(
+        "the disk caps of the {} instances in {} may still take {}, but its filesystem has {} free: students could meet \"No space left on device\" before their cap\n  fix: free space there, or lower [limits] disk",
+        over.images,
+        shown(&state.display().to_string()),
+        super::output::human_bytes(over.room),
+        super::output::human_bytes(over.free)
+    ))
 }
 
 pub fn rm(names: &[String]) -> Result<ExitCode, Failure> {
