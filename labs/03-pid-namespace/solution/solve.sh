@@ -4,6 +4,11 @@
 # Background processes get their own stdin/stdout/stderr so that they do not
 # hold the pipe of `sandbox exec` open.
 set -u
+# Job control, as in the student's own interactive shell: each background
+# job gets a process group of its own, so it outlives this script even when
+# `sandbox exec` ran it on a terminal (the hangup at the end of the session
+# goes to the script's own group only).
+set -m
 cd /home/student
 secs=$(sed -n 's/^sleep-seconds: *//p' lab-info.txt)
 zsecs=$(sed -n 's/^zombie-parent-seconds: *//p' lab-info.txt)

@@ -4,6 +4,11 @@
 # The server gets its own stdin/stdout/stderr so that it does not hold the pipe
 # of `sandbox exec` open; it keeps running after this script (PID 1 adopts it).
 set -u
+# Job control, as in the student's own interactive shell: each background
+# job gets a process group of its own, so it outlives this script even when
+# `sandbox exec` ran it on a terminal (the hangup at the end of the session
+# goes to the script's own group only).
+set -m
 cd /home/student
 port=$(sed -n 's/^port: *//p' lab-info.txt)
 mkdir -p answers
