@@ -90,12 +90,12 @@ impl Scene {
         let instance = crate::instance::Instance::named(state, name).map_err(|e| GradeError(e.to_string()))?;
         let record = instance.record().map_err(|e| GradeError(e.to_string()))?;
         let running = instance.running();
+        // Where the instance's PID 1 is, as `exec` and `ps` find it: the
+        // checker runs in a cgroup of its own (the teacher's session, another
+        // scope under systemd), so the place is never worked out from there.
         let cgroup = running.as_ref().and_then(|running| {
-            let profile = crate::profile::load(&record.profile, Path::new("/")).ok()?;
-            let limits = crate::cgroup::Limits { memory: profile.limits.memory, pids: profile.limits.pids, cpu: profile.limits.cpu };
-            let layout = crate::cgroup::detect().ok()?;
-            let manager = crate::cgroup::manager_for(&layout, &running.cgroup, &limits).ok()?;
-            manager.adopt().ok()?;
+            let manager = crate::cgroup::attach(&running.cgroup, running.init)
+                .or_else(|| crate::cgroup::attach_dirs(&running.cgroup, &running.cgroup_dirs))?;
             Some(evidence::cgroup_of(manager.as_ref()))
         });
         let view = instance.upper_view(true).map_err(|e| GradeError(e.to_string()))?;
