@@ -80,24 +80,9 @@ impl Drop for Instances {
     }
 }
 
-fn check_all(lab: &str, names: &Path) -> BTreeMap<String, (bool, Vec<String>, String)> {
+fn check_all(lab: &str, names: &Path) -> BTreeMap<String, LabResult> {
     let output = run(sandbox().args(["lab", "check", lab, "--json", "--names-from"]).arg(names));
-    let text = stdout(&output);
-    let mut results = BTreeMap::new();
-    for line in text.lines() {
-        let value: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{lab}: not JSON ({e}): {text}{}", stderr(&output)));
-        let failed: Vec<String> = value["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["passed"] != true)
-            .map(|c| format!("{} ({})", c["id"].as_str().unwrap(), c["seen"].as_str().unwrap_or("")))
-            .collect();
-        results.insert(value["student"].as_str().unwrap().to_string(), (value["passed"] == true, failed, line.to_string()));
-    }
-    assert!(!results.is_empty(), "{lab}: no result: {text}{}", stderr(&output));
-    results
+    lab_results(lab, &format!("{}{}", stdout(&output), stderr(&output)))
 }
 
 fn script(instance: &str, path: &Path) -> String {
@@ -154,8 +139,8 @@ fn every_solution_passes_and_every_untouched_start_and_cheat_fails() {
             let _ = sandbox().args(["rm", &instance(student)]).output();
         }
         ok(sandbox().args(["lab", "start", &id, "--names-from"]).arg(&names));
-        for (student, (passed, _, text)) in check_all(&id, &names) {
-            assert!(!passed, "{id}: an untouched start passes for {student}: {text}");
+        for (student, result) in check_all(&id, &names) {
+            assert!(!result.passed, "{id}: an untouched start passes for {student}: {}", result.line);
         }
         let said = script(&instance(&solver), &labs_root().join(&id).join("solution/solve.sh"));
         for (cheat, cheater) in cheats.iter().zip(&cheaters) {
@@ -165,12 +150,12 @@ fn every_solution_passes_and_every_untouched_start_and_cheat_fails() {
             script(&instance(cheater), cheat);
         }
         let results = check_all(&id, &names);
-        let (passed, failed, text) = &results[&solver];
-        assert!(passed, "{id}: the solution fails {failed:?}: {text}\nsolve.sh said:\n{said}");
+        let solved = &results[&solver];
+        assert!(solved.passed, "{id}: the solution fails {:?}: {}\nsolve.sh said:\n{said}", solved.failed, solved.line);
         for (cheat, cheater) in cheats.iter().zip(&cheaters) {
-            let (passed, failed, text) = &results[cheater];
-            assert!(!passed, "{id}: the cheat {} passes: {text}", cheat.display());
-            eprintln!("{id}: {} fails {failed:?}", cheat.file_name().unwrap().to_string_lossy());
+            let cheated = &results[cheater];
+            assert!(!cheated.passed, "{id}: the cheat {} passes: {}", cheat.display(), cheated.line);
+            eprintln!("{id}: {} fails {:?}", cheat.file_name().unwrap().to_string_lossy(), cheated.failed);
         }
         drop(guard);
     }

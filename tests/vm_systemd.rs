@@ -94,6 +94,29 @@ fn v2_under_systemd() {
     );
     assert_eq!(b.case("no-bus").output.matches("did not give").count(), 1, "{}", b.report());
 
+    // Instances: a scope each, from PID 1, that outlives `start`; exec joins
+    // the instance's cgroup; stop, a killed supervisor and gc leave nothing.
+    expect(b, "start", 0, &["started a", "started b"]);
+    let placed = &b.case("start-where").output;
+    assert_eq!(placed.lines().count(), 2, "one cgroup per instance\n{}", b.report());
+    for line in placed.lines() {
+        assert!(
+            line.starts_with("/system.slice/sandbox-") && line.contains(".scope/sandbox-inst-") && line.ends_with(" 67108864 32"),
+            "an instance outside a scope of its own, or without its limits: {line}\n{}",
+            b.report()
+        );
+    }
+    let scopes: std::collections::BTreeSet<&str> = placed.lines().filter_map(|l| l.split(".scope/").next()).collect();
+    assert_eq!(scopes.len(), 2, "two instances share a scope\n{}", b.report());
+    expect(b, "exec-memory", OOM_KILLED, &[]);
+    expect(b, "exec-cgroup", 0, &["0::/\n"]);
+    expect_forks_stop(b, "exec-pids");
+    expect(b, "ps", 0, &["\"state\":\"running\""]);
+    expect(b, "stop", 0, &["stopped a"]);
+    expect(b, "gc", 0, &["cleaned crashed instance b"]);
+    expect(b, "rm", 0, &["removed a", "removed b"]);
+    expect_nothing_left(b, "instances-left");
+
     // Rootless: the user's manager makes the scope in its own tree.
     expect(b, "user-manager", 0, &["memory", "pids"]);
     expect(b, "rootless-build", 0, &["vm-limits"]);

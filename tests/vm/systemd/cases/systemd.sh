@@ -74,7 +74,23 @@ check rootless-memory $student sandbox run $U -- $alloc
 check rootless-pids $student sandbox run $U -- sh -c "$forks"
 check rootless-where where_it_runs "$student" $U "$student" --user
 
-# (No `sandbox start` case: on main a started instance never reports
-# running, with or without systemd; see the commit that added this file.)
+# Instances, started from the service's cgroup: each supervisor asks for a
+# scope of its own, which outlives `start`; exec joins the instance's cgroup.
+instance_cgroups() {
+    for dir in $(find $cg -type d -name 'sandbox-inst-*' | sort); do
+        echo "${dir#$cg} $(cat "$dir/memory.max") $(cat "$dir/pids.max")"
+    done
+}
+check start sandbox start $P --name a --name b
+check start-where instance_cgroups
+check exec-memory sandbox exec a -- $alloc
+check exec-cgroup sandbox exec a -- busybox cat /proc/self/cgroup
+check exec-pids sandbox exec a -- sh -c "$forks"
+check ps sandbox ps --json
+check stop sandbox stop a
+check kill9 sh -c "kill -9 $(supervisor_of b); sleep 1"
+check gc sandbox gc
+check rm sandbox rm a b
+check instances-left leftovers
 
 check left leftovers

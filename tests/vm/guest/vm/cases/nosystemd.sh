@@ -22,9 +22,6 @@ base_state() {
     echo "subtree_control: $(cat "$1/cgroup.subtree_control")"
     echo "procs: $(cat "$1/cgroup.procs" | tr '\n' ' ')"
 }
-supervisor_of() {
-    sed -n 's/.*"supervisor":\([0-9]*\).*/\1/p' /var/lib/sandbox/instances/"$1"/running.json
-}
 
 check build sandbox build $P
 
