@@ -83,6 +83,10 @@ pub struct Scene {
     /// Which lifetime of the instance (PID 1's pid and start time).
     pub run: String,
     pub cgroup: Option<(CgroupVersion, Vec<PathBuf>)>,
+    /// The cgroup's counters as grading began, before the checks' own commands.
+    pub counted: Option<evidence::Counted>,
+    /// Commands the tool ran inside during this scene (their cost is not the student's).
+    commands: std::cell::Cell<u64>,
 }
 
 impl Scene {
@@ -107,8 +111,32 @@ impl Scene {
             init: running.as_ref().map(|r| r.init),
             run: running.as_ref().map(|r| format!("{}-{}", r.init, r.init_start)).unwrap_or_default(),
             cgroup,
+            counted: None,
+            commands: std::cell::Cell::new(0),
             dir: instance.dir,
         })
+    }
+
+    /// [`run_inside`] this scene's instance, counted as the tool's own work.
+    fn inside(&self, args: &[String], stdin: &[u8], cap: usize) -> std::io::Result<Ran> {
+        self.commands.set(self.commands.get() + 1);
+        run_inside(&self.instance, args, stdin, cap)
+    }
+
+    fn raw_counters(&self) -> Option<BTreeMap<evidence::Counter, f64>> {
+        self.cgroup.as_ref().map(|(version, dirs)| evidence::read_now(*version, dirs))
+    }
+
+    /// Runs `work` (the tool's commands inside), then records what those
+    /// moved in the cgroup's CPU counters, so they never count as the student's.
+    fn tool_work<T>(&self, work: impl FnOnce() -> T) -> T {
+        let before = self.raw_counters();
+        let commands = self.commands.get();
+        let result = work();
+        if let (Some(before), Some(after)) = (before, self.raw_counters()) {
+            evidence::record_tool_work(&self.dir, &before, &after, self.commands.get() - commands);
+        }
+        result
     }
 
     /// The `{kernel.*}` facts of this instance.
@@ -215,7 +243,7 @@ fn first_number(text: &str) -> Option<f64> {
 pub fn run_check(check: &CheckSpec, scene: &Scene, values: &BTreeMap<String, String>) -> Result<(bool, String), GradeError> {
     if let Some(command) = &check.command {
         let args: Vec<String> = command.iter().map(|a| fill(a, values)).collect();
-        let ran = run_inside(&scene.instance, &args, b"", MAX_OUTPUT)?;
+        let ran = scene.inside(&args, b"", MAX_OUTPUT)?;
         if ran.timed_out {
             return Ok((false, "timed out".into()));
         }
@@ -235,7 +263,7 @@ pub fn run_check(check: &CheckSpec, scene: &Scene, values: &BTreeMap<String, Str
         // and only a regular file's first bytes are read.
         let script = "test -f \"$1\" || exit 3; exec head -c \"$2\" -- \"$1\"";
         let args = ["/bin/sh", "-c", script, "read", &path, &MAX_ANSWER.to_string()].map(String::from).to_vec();
-        let ran = run_inside(&scene.instance, &args, b"", MAX_ANSWER)?;
+        let ran = scene.inside(&args, b"", MAX_ANSWER)?;
         if ran.timed_out {
             return Ok((false, "timed out reading it".into()));
         }
@@ -255,19 +283,26 @@ pub fn run_check(check: &CheckSpec, scene: &Scene, values: &BTreeMap<String, Str
         let args = ["/bin/sh", "-c", "exec tail -c \"$1\" /home/student/.bash_history", "read", &MAX_OUTPUT.to_string()]
             .map(String::from)
             .to_vec();
-        let ran = run_inside(&scene.instance, &args, b"", MAX_OUTPUT)?;
+        let ran = scene.inside(&args, b"", MAX_OUTPUT)?;
         let text = String::from_utf8_lossy(&ran.stdout);
         let found = regex(pattern, values).is_some_and(|re| history::matches(&re, &text));
         return Ok((found, if found { "found in ~/.bash_history".into() } else { "not in ~/.bash_history".into() }));
     }
     if let Some(counter) = check.cgroup {
-        let Some((version, dirs)) = &scene.cgroup else { return Ok((false, "the instance has no cgroup".into())) };
-        let totals = evidence::counters(&scene.dir, &scene.run, *version, dirs);
-        let value = totals.get(&counter).copied();
+        let Some(counted) = &scene.counted else { return Ok((false, "the instance has no cgroup".into())) };
+        let value = counted.totals.get(&counter).copied();
         let name = serde_json::to_value(counter).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        return Ok(match value {
-            Some(v) => (in_range(v, check), format!("{name} = {}", (v * 1000.0).round() / 1000.0)),
-            None => (false, format!("{name}: not counted by this cgroup")),
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        // A CPU counter proves the work only where it stands out from what
+        // ordinary commands move on this machine.
+        let floor = counted.floor.get(&counter).copied().filter(|f| *f >= 0.001);
+        return Ok(match (value, floor) {
+            (Some(v), None) => (in_range(v, check), format!("{name} = {}", round(v))),
+            (Some(v), Some(floor)) => (
+                in_range(v - floor, check),
+                format!("{name} = {}, of which ordinary commands on this machine may account for {}", round(v), round(floor)),
+            ),
+            (None, _) => (false, format!("{name}: not counted by this cgroup")),
         });
     }
     if let Some(want) = check.layer {
@@ -306,12 +341,18 @@ pub fn grade(lab: &Lab, student: &str, state: &Path) -> Result<Report, GradeErro
     if scene.init.is_none() {
         return Err(GradeError(format!("instance {instance} is not running\n  fix: sandbox lab start {} --name {student}", lab.id)));
     }
+    let mut scene = scene;
+    // The evidence as it stood before the checks' own commands ran.
+    scene.counted = scene.cgroup.as_ref().map(|(version, dirs)| evidence::counters(&scene.dir, &scene.run, *version, dirs));
     let values = values_for(lab, student, state, &scene)?;
-    let mut checks = Vec::new();
-    for check in &lab.spec.checks {
-        let (passed, seen) = run_check(check, &scene, &values)?;
-        checks.push(CheckResult { id: check.id.clone(), title: check.title.clone(), hint: check.hint.clone(), passed, seen });
-    }
+    let checks = scene.tool_work(|| {
+        let mut checks = Vec::new();
+        for check in &lab.spec.checks {
+            let (passed, seen) = run_check(check, &scene, &values)?;
+            checks.push(CheckResult { id: check.id.clone(), title: check.title.clone(), hint: check.hint.clone(), passed, seen });
+        }
+        Ok::<_, GradeError>(checks)
+    })?;
     let mut execs: Vec<_> = evidence::execs(&scene.dir).into_iter().filter(|e| e.by.is_none()).collect();
     execs.drain(..execs.len().saturating_sub(20));
     Ok(Report {
@@ -331,17 +372,20 @@ pub fn place_files(lab: &Lab, student: &str, state: &Path) -> Result<(), GradeEr
     let instance = super::instance_name(lab, student);
     let scene = Scene::open(state, &instance)?;
     let values = values_for(lab, student, state, &scene)?;
-    for file in &lab.spec.files {
-        let path = fill(&file.path, &values);
-        let content = fill(&file.content, &values);
-        let mode = file.mode.clone().unwrap_or_else(|| "0644".into());
-        let script = "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\" && chmod \"$2\" \"$1\"";
-        let args: Vec<String> = ["/bin/sh", "-c", script, "place", &path, &mode].iter().map(|s| s.to_string()).collect();
-        let ran = run_inside(&instance, &args, content.as_bytes(), MAX_OUTPUT)?;
-        if ran.status != Some(0) {
-            return Err(GradeError(format!("placing {path} in {instance} failed")));
+    scene.tool_work(|| {
+        for file in &lab.spec.files {
+            let path = fill(&file.path, &values);
+            let content = fill(&file.content, &values);
+            let mode = file.mode.clone().unwrap_or_else(|| "0644".into());
+            let script = "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\" && chmod \"$2\" \"$1\"";
+            let args: Vec<String> = ["/bin/sh", "-c", script, "place", &path, &mode].iter().map(|s| s.to_string()).collect();
+            let ran = scene.inside(&args, content.as_bytes(), MAX_OUTPUT)?;
+            if ran.status != Some(0) {
+                return Err(GradeError(format!("placing {path} in {instance} failed")));
+            }
         }
-    }
+        Ok(())
+    })?;
     // Where a lab of an extra folder came from, so that `reset` finds it again.
     let folder = match &lab.origin {
         super::Origin::Folder(dir) => dir.parent().map(|p| p.display().to_string()),

@@ -84,22 +84,87 @@ impl Counter {
 struct CounterRecord {
     /// Per lifetime (PID 1's pid and start time): the last values read.
     runs: BTreeMap<String, BTreeMap<Counter, f64>>,
+    /// What the tool's own commands inside (the checks, placing the lab's
+    /// files) moved: never the student's work.
+    #[serde(default)]
+    tool: ToolWork,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ToolWork {
+    moved: BTreeMap<Counter, f64>,
+    commands: u64,
+}
+
+/// How many ordinary commands a counter must stand out from before it proves
+/// anything: a student's session of about this many commands, none of them the work.
+const ORDINARY_COMMANDS: f64 = 20.0;
+
+impl Counter {
+    /// CPU counters move with any work in the instance, starting a shell
+    /// included (on a slow machine, or under an emulator, that alone can use
+    /// up half a core for a period); the others move only when a limit is met.
+    fn moved_by_any_work(self) -> bool {
+        matches!(self, Counter::CpuThrottled | Counter::CpuSeconds)
+    }
+}
+
+/// What the instance's cgroup counted, as evidence of the student's work.
+#[derive(Debug, Default, Clone)]
+pub struct Counted {
+    /// Over every lifetime, less what the tool's own commands moved.
+    pub totals: BTreeMap<Counter, f64>,
+    /// What [`ORDINARY_COMMANDS`] commands move on this machine (measured on
+    /// the tool's own): a CPU counter proves the work only beyond it.
+    pub floor: BTreeMap<Counter, f64>,
+}
+
+/// The counters now, raw.
+pub fn read_now(version: CgroupVersion, dirs: &[PathBuf]) -> BTreeMap<Counter, f64> {
+    Counter::ALL.iter().filter_map(|c| Some((*c, c.read(version, dirs)?))).collect()
+}
+
+fn load_record(path: &Path) -> CounterRecord {
+    read_bounded(path, MAX_READ).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
 /// The counters of the instance now, added to those of its earlier runs.
-pub fn counters(instance_dir: &Path, run: &str, version: CgroupVersion, dirs: &[PathBuf]) -> BTreeMap<Counter, f64> {
+pub fn counters(instance_dir: &Path, run: &str, version: CgroupVersion, dirs: &[PathBuf]) -> Counted {
     let path = instance_dir.join("lab-counters.json");
-    let mut record: CounterRecord = read_bounded(&path, MAX_READ).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    let now: BTreeMap<Counter, f64> = Counter::ALL.iter().filter_map(|c| Some((*c, c.read(version, dirs)?))).collect();
-    record.runs.insert(run.to_string(), now);
+    let mut record = load_record(&path);
+    record.runs.insert(run.to_string(), read_now(version, dirs));
     let _ = write_private(&path, serde_json::to_vec(&record).unwrap_or_default().as_slice(), false);
-    let mut total = BTreeMap::new();
+    let mut counted = Counted::default();
     for values in record.runs.values() {
         for (counter, value) in values {
-            *total.entry(*counter).or_insert(0.0) += value;
+            *counted.totals.entry(*counter).or_insert(0.0) += value;
         }
     }
-    total
+    for (counter, moved) in &record.tool.moved {
+        if let Some(total) = counted.totals.get_mut(counter) {
+            *total = (*total - moved).max(0.0);
+        }
+        if record.tool.commands > 0 {
+            counted.floor.insert(*counter, moved / record.tool.commands as f64 * ORDINARY_COMMANDS);
+        }
+    }
+    counted
+}
+
+/// Adds what the tool's own `commands` inside the instance moved (the CPU
+/// counters from `before` to `after`), so they never count as the student's.
+pub fn record_tool_work(instance_dir: &Path, before: &BTreeMap<Counter, f64>, after: &BTreeMap<Counter, f64>, commands: u64) {
+    if commands == 0 {
+        return;
+    }
+    let path = instance_dir.join("lab-counters.json");
+    let mut record = load_record(&path);
+    for (counter, now) in after.iter().filter(|(c, _)| c.moved_by_any_work()) {
+        let moved = (now - before.get(counter).copied().unwrap_or(*now)).max(0.0);
+        *record.tool.moved.entry(*counter).or_insert(0.0) += moved;
+    }
+    record.tool.commands += commands;
+    let _ = write_private(&path, serde_json::to_vec(&record).unwrap_or_default().as_slice(), false);
 }
 
 /// Write (or append to) a file only root may read: created 0600, never through a link.
@@ -355,11 +420,30 @@ mod tests {
         let cg = tempfile::tempdir().unwrap();
         fs::write(cg.path().join("pids.events"), "max 3\n").unwrap();
         let dirs = [cg.path().to_path_buf()];
-        assert_eq!(counters(instance.path(), "1-100", CgroupVersion::V2, &dirs)[&Counter::PidsLimitHits], 3.0);
+        assert_eq!(counters(instance.path(), "1-100", CgroupVersion::V2, &dirs).totals[&Counter::PidsLimitHits], 3.0);
         fs::write(cg.path().join("pids.events"), "max 0\n").unwrap();
-        assert_eq!(counters(instance.path(), "2-200", CgroupVersion::V2, &dirs)[&Counter::PidsLimitHits], 3.0);
+        assert_eq!(counters(instance.path(), "2-200", CgroupVersion::V2, &dirs).totals[&Counter::PidsLimitHits], 3.0);
         fs::write(cg.path().join("pids.events"), "max 1\n").unwrap();
-        assert_eq!(counters(instance.path(), "2-200", CgroupVersion::V2, &dirs)[&Counter::PidsLimitHits], 4.0);
+        assert_eq!(counters(instance.path(), "2-200", CgroupVersion::V2, &dirs).totals[&Counter::PidsLimitHits], 4.0);
+    }
+
+    /// What the tool's own commands moved is not the student's, and a CPU
+    /// counter must stand out from what twenty such commands move.
+    #[test]
+    fn the_tool_s_own_work_is_not_evidence() {
+        let instance = tempfile::tempdir().unwrap();
+        let cg = tempfile::tempdir().unwrap();
+        let stat = |throttled: u32| fs::write(cg.path().join("cpu.stat"), format!("usage_usec 0\nnr_throttled {throttled}\n")).unwrap();
+        let dirs = [cg.path().to_path_buf()];
+        stat(10);
+        let before = read_now(CgroupVersion::V2, &dirs);
+        stat(40); // the checks' own eight commands, on a slow machine
+        record_tool_work(instance.path(), &before, &read_now(CgroupVersion::V2, &dirs), 8);
+        stat(45); // and the student's five
+        let counted = counters(instance.path(), "1-100", CgroupVersion::V2, &dirs);
+        assert_eq!(counted.totals[&Counter::CpuThrottled], 15.0, "45 counted, 30 of them the tool's");
+        assert_eq!(counted.floor[&Counter::CpuThrottled], 75.0, "twenty commands at 30 / 8 each");
+        assert!(!counted.floor.contains_key(&Counter::PidsLimitHits), "only CPU counters move with any work");
     }
 
     #[test]
