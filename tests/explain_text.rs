@@ -22,6 +22,21 @@ fn dry_run_narration_fits_80_columns_in_both_languages() {
     }
 }
 
+/// A real run tells what each step changed: those values fit too.
+#[test]
+fn a_real_run_s_narration_fits_80_columns_in_both_languages() {
+    if !need_root("a real run") {
+        return;
+    }
+    for lang in ["en", "ko"] {
+        let text = ok(sandbox().args(["explain", "--lang", lang, "--", "/bin/true"]).stdin(std::process::Stdio::null()));
+        assert!(text.lines().count() > 100, "{text}");
+        for line in text.lines() {
+            assert!(columns(line) <= 80, "{lang}: {} columns: {line}", columns(line));
+        }
+    }
+}
+
 #[test]
 fn a_dry_run_without_root_shows_the_map_a_run_would_use() {
     if !need_root("switching to nobody") {
