@@ -134,11 +134,13 @@ fn exec_joins_the_same_namespaces_and_stop_ends_everything() {
     assert!(text.trim_start().starts_with("1 "), "PID 1 is the instance's init: {text}");
     assert!(text.contains("lab"), "{text}");
     assert_eq!(stdout(&exec("joined", "cat /tmp/shared")), "hello\n", "the same /tmp: the same mount namespace");
+    // The instance's own sleep: in its PID namespace (another `sleep 300` on a shared machine is not it).
+    let namespace = |pid: i64| fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let sleeper = fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i64>().ok())
-        .find(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x00300\x00"))
+        .find(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x00300\x00") && namespace(*pid) == namespace(init))
         .expect("the background sleep runs");
     ok(sandbox().args(["stop", "joined"]));
     // A bound for a loaded machine, not a timing claim: the kernel ends the
@@ -147,7 +149,13 @@ fn exec_joins_the_same_namespaces_and_stop_ends_everything() {
     while (pid_alive(init) || pid_alive(sleeper)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!pid_alive(init) && !pid_alive(sleeper), "stop ends every process of the instance");
+    let status = |pid: i64| fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(
+        !pid_alive(init) && !pid_alive(sleeper),
+        "stop ends every process of the instance: init {init}:\n{}\nsleep {sleeper}:\n{}",
+        status(init),
+        status(sleeper)
+    );
     assert!(cgroup_dirs("joined").is_empty());
     let refused = run(sandbox().args(["exec", "joined", "--", "/bin/true"]).stdin(Stdio::null()));
     assert_eq!(refused.status.code(), Some(125));
