@@ -74,11 +74,15 @@ check rootless-memory $student sandbox run $U -- $alloc
 check rootless-pids $student sandbox run $U -- sh -c "$forks"
 check rootless-where where_it_runs "$student" $U "$student" --user
 
-# Instances, started from the service's cgroup: each supervisor asks for a
-# scope of its own, which outlives `start`; exec joins the instance's cgroup.
+# Instances, started from the service's cgroup: `start` asks for one
+# delegated scope, its supervisors are born in it, and it outlives `start`;
+# exec joins the instance's cgroup.
 instance_cgroups() {
     for dir in $(find $cg -type d -name 'sandbox-inst-*' | sort); do
         echo "${dir#$cg} $(cat "$dir/memory.max") $(cat "$dir/pids.max")"
+    done
+    for scope in $(find $cg -type d -name 'sandbox-inst-*' -exec dirname {} \; | sort -u); do
+        systemctl show -p Transient -p Delegate -p ActiveState "$(basename "$scope")"
     done
 }
 check start sandbox start $P --name a --name b
