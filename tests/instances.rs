@@ -53,7 +53,10 @@ fn pid_alive(pid: i64) -> bool {
 struct Cleanup(Vec<String>);
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = sandbox().arg("rm").args(&self.0).output();
+        // One at a time: `rm` of a name that was never made refuses them all.
+        for name in &self.0 {
+            let _ = sandbox().arg("rm").arg(name).output();
+        }
     }
 }
 
@@ -214,7 +217,10 @@ fn sandbox_in(home: &std::path::Path) -> std::process::Command {
 struct CleanupIn(std::path::PathBuf, Vec<String>);
 impl Drop for CleanupIn {
     fn drop(&mut self) {
-        let _ = sandbox_in(&self.0).arg("rm").args(&self.1).output();
+        // One at a time: `rm` of a name that was never made refuses them all.
+        for name in &self.1 {
+            let _ = sandbox_in(&self.0).arg("rm").arg(name).output();
+        }
     }
 }
 
