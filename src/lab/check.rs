@@ -337,11 +337,10 @@ pub fn run_check(check: &CheckSpec, scene: &Scene, values: &BTreeMap<String, Str
 /// Run every check of `lab` in `student`'s running instance.
 pub fn grade(lab: &Lab, student: &str, state: &Path) -> Result<Report, GradeError> {
     let instance = super::instance_name(lab, student);
-    let scene = Scene::open(state, &instance)?;
+    let mut scene = Scene::open(state, &instance)?;
     if scene.init.is_none() {
         return Err(GradeError(format!("instance {instance} is not running\n  fix: sandbox lab start {} --name {student}", lab.id)));
     }
-    let mut scene = scene;
     // The evidence as it stood before the checks' own commands ran.
     scene.counted = scene.cgroup.as_ref().map(|(version, dirs)| evidence::counters(&scene.dir, &scene.run, *version, dirs));
     let values = values_for(lab, student, state, &scene)?;
